@@ -1,0 +1,3 @@
+"""costwarden: predictive budget alerts and cost control for Kubernetes fleets on Palette."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from costwarden.cli import main
+
+main()

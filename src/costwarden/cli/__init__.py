@@ -1,0 +1,82 @@
+"""The ``costwarden`` command. Each command group lives in its own module and registers here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from costwarden import __version__
+from costwarden.cli.common import CliState, stderr
+from costwarden.errors import CostwardenError
+from costwarden.logging_setup import configure_logging
+
+app = typer.Typer(
+    name="costwarden",
+    help="Predictive budget alerts and cost control for Kubernetes fleets on Spectro Cloud Palette.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"costwarden {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="YAML settings file (also COSTWARDEN_CONFIG).", dir_okay=False),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="SQLAlchemy database URL (also COSTWARDEN_DATABASE_URL); default: a SQLite file "
+            "in the user data directory.",
+        ),
+    ] = None,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="-v info, -vv debug.")] = 0,
+    log_json: Annotated[bool, typer.Option("--log-json", help="Write logs as JSON lines.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    level = {0: "WARNING", 1: "INFO"}.get(verbose, "DEBUG")
+    configure_logging(level, "json" if log_json else "console")
+    ctx.obj = CliState(config_file=config, overrides={"database_url": database_url})
+
+
+def _register_commands() -> None:
+    from costwarden.cli import budgets, ingest, run, sim
+
+    for module in (run, ingest, budgets, sim):
+        module.register(app)
+
+
+_register_commands()
+
+
+def main() -> None:
+    """Run the CLI, turning costwarden errors into a message and the exit code of their class."""
+    try:
+        app(standalone_mode=False)
+    except CostwardenError as exc:
+        stderr.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        stderr.print("aborted")
+        sys.exit(130)

@@ -1,0 +1,40 @@
+"""What every command shares: the settings flags, the consoles, and JSON output."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from costwarden.config import Settings, load_settings
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+
+@dataclass
+class CliState:
+    """Global flags, turned into settings when a command needs them."""
+
+    config_file: Path | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def settings(self, **command_overrides: Any) -> Settings:
+        return load_settings(self.config_file, **{**self.overrides, **command_overrides})
+
+
+def state(ctx: typer.Context) -> CliState:
+    found = ctx.find_object(CliState)
+    if found is None:
+        found = CliState()
+        ctx.obj = found
+    return found
+
+
+def print_json(data: Any) -> None:
+    """Write ``data`` as JSON to stdout, bypassing Rich so that pipes get plain text."""
+    typer.echo(json.dumps(data, indent=2, default=str))

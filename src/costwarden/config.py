@@ -1,0 +1,196 @@
+"""Typed settings, built once at the entry point and passed down.
+
+Precedence, highest first: CLI flags (passed as keyword arguments), ``COSTWARDEN_*`` environment
+variables, the YAML file named by ``--config`` or ``COSTWARDEN_CONFIG``, then the defaults below.
+Nested settings use one underscore after the group in the environment, for example
+``COSTWARDEN_PALETTE_API_KEY`` sets ``palette.api_key``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from costwarden.errors import ConfigError
+
+DEFAULT_UI_URL_TEMPLATE = (
+    "https://console.spectrocloud.com/projects/{project_uid}/clusters/{cluster_uid}/overview"
+)
+
+
+class PaletteSettings(BaseModel):
+    """How to reach the Palette API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        "https://api.spectrocloud.com", description="Base URL of the Palette API, without /v1."
+    )
+    api_key: SecretStr | None = Field(None, description="Palette API key, sent as the ApiKey header.")
+    project_uid: str | None = Field(
+        None, description="Project uid sent as the ProjectUid header; tenant scope when unset."
+    )
+    timeout_seconds: float = Field(30.0, gt=0, description="Timeout of one HTTP request, in seconds.")
+    max_retries: int = Field(5, ge=0, description="Retries after a 429, a 5xx or a transport error.")
+    backoff_base_seconds: float = Field(
+        0.5, ge=0, description="First retry delay in seconds; it doubles each retry, with jitter."
+    )
+    backoff_max_seconds: float = Field(30.0, ge=0, description="Longest retry delay, in seconds.")
+    dashboard_rate_per_second: float = Field(
+        8.0,
+        gt=0,
+        le=10,
+        description="Client-side limit on /v1/dashboard calls, in requests per second "
+        "(Palette allows 10).",
+    )
+    dashboard_burst: int = Field(5, ge=1, le=5, description="Burst size of that limit (Palette: 5).")
+    currency: str = Field(
+        "USD", min_length=3, max_length=3, description="ISO 4217 currency of Palette's cost figures."
+    )
+    history_days: int = Field(180, ge=1, description="Days of cost history fetched on the first run.")
+    ui_url_template: str = Field(
+        DEFAULT_UI_URL_TEMPLATE,
+        description="Link to a cluster in the Palette console; {project_uid} and {cluster_uid} "
+        "are filled in.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
+class FocusSettings(BaseModel):
+    """How FOCUS billing exports map to cost records."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cost_column: Literal["EffectiveCost", "BilledCost", "ListCost"] = Field(
+        "EffectiveCost", description="FOCUS cost column used as the amount."
+    )
+    cluster_tag_keys: list[str] = Field(
+        default_factory=lambda: [
+            "spectrocloud.com/cluster-name",
+            "kubernetes.io/cluster-name",
+            "eks:cluster-name",
+            "aks-managed-cluster-name",
+            "goog-k8s-cluster-name",
+        ],
+        description="Tag keys whose value names the cluster a row belongs to, first match wins.",
+    )
+    namespace_tag_keys: list[str] = Field(
+        default_factory=lambda: ["k8s-namespace", "kubernetes.io/namespace", "namespace"],
+        description="Tag keys whose value names the Kubernetes namespace of a row.",
+    )
+
+
+class ForecastSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min_horizon_days: int = Field(
+        30, ge=1, description="Days forecast ahead at least, beyond the end of the budget period."
+    )
+    sample_paths: int = Field(2000, ge=100, description="Simulated sample paths per forecast.")
+    seed: int = Field(0, description="Seed of the sample-path simulation, for repeatable runs.")
+    min_history_days: int = Field(
+        14, ge=2, description="Below this many days of history a simpler model is used."
+    )
+    history_days: int = Field(180, ge=14, description="Days of history fitted at most.")
+
+
+class Settings(BaseSettings):
+    """All costwarden settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="COSTWARDEN_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="forbid",
+    )
+
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default a SQLite file in the user data directory."
+    )
+    budgets_file: Path | None = Field(None, description="YAML file of budgets.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    log_format: Literal["console", "json"] = "console"
+    palette: PaletteSettings = Field(default_factory=PaletteSettings)
+    focus: FocusSettings = Field(default_factory=FocusSettings)
+    forecast: ForecastSettings = Field(default_factory=ForecastSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Settings from the YAML file named by ``COSTWARDEN_CONFIG`` (``--config`` sets it)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("COSTWARDEN_CONFIG")
+        if not path:
+            return {}
+        return read_yaml_config(Path(path))
+
+
+def read_yaml_config(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} not found; check --config or COSTWARDEN_CONFIG") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping, not {type(data).__name__}")
+    return data
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings from flags, environment, the YAML file and defaults.
+
+    ``overrides`` are CLI flag values; ``None`` values are ignored so that unset flags do not hide
+    the environment. Nested keys use double underscores (``palette__url``).
+    """
+    if config_file is not None:
+        os.environ["COSTWARDEN_CONFIG"] = str(config_file)
+
+    init: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        group, _, name = key.partition("__")
+        if name:
+            init.setdefault(group, {})[name] = value
+        else:
+            init[key] = value
+
+    try:
+        settings = Settings(**init)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from exc
+    return settings

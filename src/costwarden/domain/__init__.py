@@ -1,0 +1,26 @@
+"""The shared vocabulary that the pipeline stages pass to each other."""
+
+from costwarden.domain.budget import Budget, Period, Scope, Threshold
+from costwarden.domain.cost import (
+    ClusterInfo,
+    CostRecord,
+    NamespaceInfo,
+    ProjectInfo,
+    quantize_money,
+)
+from costwarden.domain.forecast import DailyForecast, Exceedance, Forecast
+
+__all__ = [
+    "Budget",
+    "ClusterInfo",
+    "CostRecord",
+    "DailyForecast",
+    "Exceedance",
+    "Forecast",
+    "NamespaceInfo",
+    "Period",
+    "ProjectInfo",
+    "Scope",
+    "Threshold",
+    "quantize_money",
+]

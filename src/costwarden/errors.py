@@ -1,0 +1,135 @@
+"""The costwarden exception tree.
+
+Every error raised on purpose derives from ``CostwardenError``; the CLI maps each class to an
+exit code and the service maps it to an HTTP status, both through ``EXIT_CODES``/``HTTP_STATUSES``.
+
+    CostwardenError
+    ├── ConfigError               invalid settings or budget file              exit 2
+    │   └── BudgetFileError
+    ├── InputError                a data file that cannot be ingested          exit 3
+    │   └── FocusFormatError
+    ├── SourceError               an upstream API failed                       exit 4
+    │   └── PaletteError
+    │       ├── PaletteAuthError      401 or 403
+    │       ├── PaletteRateLimitError 429 after every retry
+    │       └── PaletteApiError       any other error status or transport failure
+    ├── StoreError                the database could not be opened or migrated exit 5
+    └── ForecastError             a forecast could not be computed            exit 6
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class CostwardenError(Exception):
+    """Base class of every error costwarden raises on purpose."""
+
+    exit_code = 1
+    http_status = 500
+
+
+class ConfigError(CostwardenError):
+    """Invalid configuration: a setting, flag or environment variable."""
+
+    exit_code = 2
+    http_status = 400
+
+
+class BudgetFileError(ConfigError):
+    """A budget file that does not parse or validate."""
+
+    def __init__(self, path: Path | str, message: str, budget: str | None = None) -> None:
+        self.path = str(path)
+        self.budget = budget
+        where = f"{self.path}, budget {budget!r}" if budget else self.path
+        super().__init__(f"{where}: {message}")
+
+
+class InputError(CostwardenError):
+    """A data file that cannot be ingested; nothing from it was committed."""
+
+    exit_code = 3
+    http_status = 422
+
+
+class FocusFormatError(InputError):
+    """A FOCUS export that breaks the specification in a way that stops ingestion."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        message: str,
+        *,
+        line: int | None = None,
+        column: str | None = None,
+        value: object = None,
+    ) -> None:
+        self.path = str(path)
+        self.line = line
+        self.column = column
+        self.value = value
+        parts = [self.path]
+        if line is not None:
+            parts.append(f"line {line}")
+        if column is not None:
+            parts.append(f"column {column}")
+        if value is not None:
+            parts.append(f"value {value!r}")
+        super().__init__(f"{', '.join(parts)}: {message}")
+
+
+class SourceError(CostwardenError):
+    """An upstream API failed."""
+
+    exit_code = 4
+    http_status = 502
+
+
+class PaletteError(SourceError):
+    """A call to the Palette API failed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str | None = None,
+        url: str | None = None,
+        status: int | None = None,
+        code: str | None = None,
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.status = status
+        self.code = code
+        super().__init__(message)
+
+
+class PaletteAuthError(PaletteError):
+    """Palette rejected the API key (401) or its scope (403)."""
+
+
+class PaletteRateLimitError(PaletteError):
+    """Palette kept answering 429 after every retry."""
+
+
+class PaletteApiError(PaletteError):
+    """Palette answered with another error status, or the connection failed."""
+
+
+class StoreError(CostwardenError):
+    """The database could not be opened, migrated or written."""
+
+    exit_code = 5
+    http_status = 503
+
+
+class ForecastError(CostwardenError):
+    """A forecast could not be computed for a scope."""
+
+    exit_code = 6
+    http_status = 500
+
+
+ALERTS_FIRED_EXIT_CODE = 10
+"""Exit code of ``costwarden run --fail-on-alert`` when at least one alert fired."""

@@ -1,0 +1,195 @@
+"""SQLAlchemy tables. The Alembic migrations in ``migrations/versions`` create the same schema."""
+
+from __future__ import annotations
+
+from datetime import UTC as _UTC
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Money(TypeDecorator[Decimal]):
+    """An exact decimal amount: ``NUMERIC(24, 10)`` on PostgreSQL, decimal text on SQLite.
+
+    SQLite has no decimal type, so amounts are stored as text and read back into ``Decimal``.
+    Aggregates computed by SQLite itself (``SUM``) are floating point.
+    """
+
+    impl = Numeric(24, 10)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(48))
+        return dialect.type_descriptor(Numeric(24, 10, asdecimal=True))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return format(Decimal(value), "f")
+        return Decimal(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return Decimal(str(value))
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite drops the offset otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: costwarden stores UTC-aware datetimes only")
+        return value.astimezone(_UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=_UTC)
+        return value.astimezone(_UTC)
+
+
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Cluster(Base):
+    __tablename__ = "clusters"
+
+    uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), index=True)
+    project_uid: Mapped[str | None] = mapped_column(String(64), index=True)
+    project_name: Mapped[str | None] = mapped_column(String(255))
+    cloud: Mapped[str] = mapped_column(String(32))
+    region: Mapped[str | None] = mapped_column(String(64))
+    labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    profiles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    cloud_config_uid: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Namespace(Base):
+    __tablename__ = "namespaces"
+
+    cluster_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CostFact(Base):
+    """One cost fact, upserted on ``fact_key`` so that re-ingesting a window changes nothing."""
+
+    __tablename__ = "cost_facts"
+    __table_args__ = (
+        UniqueConstraint("fact_key", name="uq_cost_facts_fact_key"),
+        Index("ix_cost_facts_grain_day", "grain", "day"),
+        Index("ix_cost_facts_cluster_day", "cluster_uid", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    fact_key: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(32))
+    grain: Mapped[str] = mapped_column(String(16))
+    day: Mapped[date] = mapped_column(Date)
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    amount: Mapped[Decimal] = mapped_column(Money())
+    currency: Mapped[str] = mapped_column(String(3))
+    cloud: Mapped[str | None] = mapped_column(String(32))
+    project_uid: Mapped[str | None] = mapped_column(String(64))
+    project_name: Mapped[str | None] = mapped_column(String(255))
+    cluster_uid: Mapped[str | None] = mapped_column(String(64))
+    cluster_name: Mapped[str | None] = mapped_column(String(255))
+    namespace: Mapped[str | None] = mapped_column(String(255))
+    account_id: Mapped[str | None] = mapped_column(String(255))
+    service: Mapped[str | None] = mapped_column(String(255))
+    resource_id: Mapped[str | None] = mapped_column(Text)
+    region: Mapped[str | None] = mapped_column(String(64))
+    breakdown: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    tags: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    batch_id: Mapped[str] = mapped_column(String(36), index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class IngestBatch(Base):
+    """One ingestion: a file or an API window, committed in one transaction with its facts."""
+
+    __tablename__ = "ingest_batches"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    source: Mapped[str] = mapped_column(String(32))
+    origin: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    rows_read: Mapped[int] = mapped_column(Integer)
+    facts_inserted: Mapped[int] = mapped_column(Integer)
+    facts_updated: Mapped[int] = mapped_column(Integer)
+    facts_unchanged: Mapped[int] = mapped_column(Integer)
+    warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class AlertRecord(Base):
+    """The latest state of each alert, keyed by its stable id (budget, period and kind)."""
+
+    __tablename__ = "alerts"
+
+    alert_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    budget: Mapped[str] = mapped_column(String(255), index=True)
+    period_start: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(128))
+    severity: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    run_id: Mapped[str] = mapped_column(String(36))
+
+
+class Run(Base):
+    """One pass of the main job."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16))
+    budgets: Mapped[int] = mapped_column(Integer, default=0)
+    alerts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
