@@ -1,13 +1,14 @@
 """The costwarden exception tree.
 
-Every error raised on purpose derives from ``CostwardenError``; the CLI maps each class to an
-exit code and the service maps it to an HTTP status, both through ``EXIT_CODES``/``HTTP_STATUSES``.
+Every error raised on purpose derives from ``CostwardenError``. Each class carries the CLI exit
+code and the HTTP status it maps to, as the ``exit_code`` and ``http_status`` attributes.
 
     CostwardenError
     ├── ConfigError               invalid settings or budget file              exit 2
     │   └── BudgetFileError
     ├── InputError                a data file that cannot be ingested          exit 3
-    │   └── FocusFormatError
+    │   ├── FocusFormatError
+    │   └── PriceNotFoundError    no list price for a cloud, region or instance type
     ├── SourceError               an upstream API failed                       exit 4
     │   └── PaletteError
     │       ├── PaletteAuthError      401 or 403
@@ -54,7 +55,10 @@ class InputError(CostwardenError):
 
 
 class FocusFormatError(InputError):
-    """A FOCUS export that breaks the specification in a way that stops ingestion."""
+    """A FOCUS export that breaks the specification in a way that stops ingestion.
+
+    ``line`` is a CSV line number (the header is line 1); ``row`` is a Parquet row number.
+    """
 
     def __init__(
         self,
@@ -64,19 +68,42 @@ class FocusFormatError(InputError):
         line: int | None = None,
         column: str | None = None,
         value: object = None,
+        row: int | None = None,
     ) -> None:
         self.path = str(path)
         self.line = line
+        self.row = row
         self.column = column
         self.value = value
         parts = [self.path]
         if line is not None:
             parts.append(f"line {line}")
+        if row is not None:
+            parts.append(f"row {row}")
         if column is not None:
             parts.append(f"column {column}")
         if value is not None:
             parts.append(f"value {value!r}")
         super().__init__(f"{', '.join(parts)}: {message}")
+
+
+class PriceNotFoundError(InputError):
+    """No list price for a cloud, region, instance type or capacity type in the price catalogue."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        cloud: str,
+        region: str | None = None,
+        instance_type: str | None = None,
+        capacity_type: str | None = None,
+    ) -> None:
+        self.cloud = cloud
+        self.region = region
+        self.instance_type = instance_type
+        self.capacity_type = capacity_type
+        super().__init__(message)
 
 
 class SourceError(CostwardenError):
@@ -110,11 +137,11 @@ class PaletteAuthError(PaletteError):
 
 
 class PaletteRateLimitError(PaletteError):
-    """Palette kept answering 429 after every retry."""
+    """Palette returned 429 on every retry."""
 
 
 class PaletteApiError(PaletteError):
-    """Palette answered with another error status, or the connection failed."""
+    """Palette returned another error status, or the connection failed."""
 
 
 class StoreError(CostwardenError):

@@ -4,6 +4,7 @@ from costwarden.domain.budget import Budget, Period, Scope, Threshold
 from costwarden.domain.cost import (
     ClusterInfo,
     CostRecord,
+    IngestReport,
     NamespaceInfo,
     ProjectInfo,
     quantize_money,
@@ -17,6 +18,7 @@ __all__ = [
     "DailyForecast",
     "Exceedance",
     "Forecast",
+    "IngestReport",
     "NamespaceInfo",
     "Period",
     "ProjectInfo",

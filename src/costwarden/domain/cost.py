@@ -100,3 +100,19 @@ class NamespaceInfo:
     cluster_uid: str
     name: str
     labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReport:
+    """What one ingestion did; ``warnings`` name rows that were kept despite breaking a rule."""
+
+    source: str
+    origin: str
+    batch_id: str
+    rows_read: int
+    inserted: int
+    updated: int
+    unchanged: int
+    warnings: tuple[str, ...] = ()
+    window_start: date | None = None
+    window_end: date | None = None

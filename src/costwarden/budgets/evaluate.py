@@ -1,0 +1,186 @@
+"""Evaluate a budget: read its spend, forecast the period, and rank what drives the growth."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from costwarden.config import Settings
+from costwarden.domain.alert import BudgetStatus, ClusterLink, Contributor
+from costwarden.domain.budget import Budget, PeriodWindow
+from costwarden.domain.cost import quantize_money
+from costwarden.forecast import exceedance, forecast_series
+from costwarden.store.queries import (
+    ResolvedScope,
+    cluster_links,
+    daily_spend,
+    daily_spend_by,
+    resolve_scope,
+)
+
+logger = logging.getLogger(__name__)
+
+ZERO = Decimal(0)
+RECENT_DAYS = 14
+MAX_CONTRIBUTORS = 3
+MAX_LINKS = 10
+
+
+def evaluate_budget(session: Session, budget: Budget, as_of: datetime, settings: Settings) -> BudgetStatus:
+    """Return the status of ``budget`` in the period that contains ``as_of``.
+
+    Only complete UTC days are used: the last one is the day before ``as_of``.
+    """
+    history_end = as_of.date() - timedelta(days=1)
+    window = budget.period.window_for(as_of.date())
+    previous_window = budget.period.previous(window)
+    resolved = resolve_scope(session, budget)
+    base = BudgetStatus(
+        budget=budget,
+        window=window,
+        previous_window=previous_window,
+        as_of=as_of,
+        history_end=history_end,
+        source=resolved.source,
+        grain=resolved.grain,
+        spent_to_date=ZERO,
+        previous_total=None,
+    )
+
+    history_start = history_end - timedelta(days=settings.forecast.history_days - 1)
+    spend = daily_spend(session, resolved, min(history_start, previous_window.start), history_end + timedelta(days=1))
+    if resolved.problem or not spend:
+        problem = resolved.problem or f"no {resolved.source} cost data for {budget.scope.describe()}"
+        logger.warning("budget %s: %s", budget.name, problem)
+        return replace(base, problem=problem)
+
+    spent = sum((amount for day, amount in spend.items() if day in window), ZERO)
+    previous_total = sum((amount for day, amount in spend.items() if day in previous_window), ZERO)
+    first_day = max(min(spend), history_start)
+    values = _dense(spend, first_day, history_end)
+
+    horizon = max((window.end - history_end).days - 1, settings.forecast.min_horizon_days)
+    forecast = forecast_series(budget.name, values, history_end, horizon, as_of, settings.forecast)
+    crossed = _actual_breach_date(spend, window, history_end, budget.amount)
+    result = exceedance(forecast, window, spent, budget.amount, actual_breach_date=crossed)
+
+    contributors = _contributors(session, resolved, window, previous_window, history_end, forecast, spent)
+    links = _links(session, resolved, settings.palette.ui_url_template)
+    return replace(
+        base,
+        spent_to_date=spent,
+        previous_total=previous_total if min(spend) <= previous_window.start else None,
+        forecast=forecast,
+        exceedance=result,
+        contributors=contributors,
+        links=links,
+        data_start=first_day,
+    )
+
+
+def _dense(spend: dict[date, Decimal], first: date, last: date) -> np.ndarray:
+    """Return one float per day from ``first`` to ``last``; days without facts count as zero."""
+    days = (last - first).days + 1
+    values = np.zeros(max(days, 0), dtype=float)
+    for day, amount in spend.items():
+        if first <= day <= last:
+            values[(day - first).days] = float(amount)
+    return values
+
+
+def _actual_breach_date(
+    spend: dict[date, Decimal], window: PeriodWindow, history_end: date, amount: Decimal
+) -> date | None:
+    total = ZERO
+    day = window.start
+    while day <= history_end and day < window.end:
+        total += spend.get(day, ZERO)
+        if total > amount:
+            return day
+        day += timedelta(days=1)
+    return None
+
+
+def _remaining_mean(forecast, window: PeriodWindow) -> Decimal:  # type: ignore[no-untyped-def]
+    total = sum(
+        float(mean)
+        for day, mean in zip(forecast.days.dates, forecast.days.mean, strict=True)
+        if day in window
+    )
+    return Decimal(str(total))
+
+
+def _contributors(
+    session: Session,
+    resolved: ResolvedScope,
+    window: PeriodWindow,
+    previous: PeriodWindow,
+    history_end: date,
+    forecast,  # type: ignore[no-untyped-def]
+    spent: Decimal,
+) -> tuple[Contributor, ...]:
+    """Rank children by the growth of their forecast period total over the previous period.
+
+    A child's remaining spend is the scope's remaining forecast split by the child's share of the
+    last 14 days. For a cluster scope ranked by namespace, what no namespace accounts for is
+    reported as the "idle and unallocated" contributor.
+    """
+    dimension = resolved.child_dimension
+    child_scope = resolved
+    if dimension == "namespace" and resolved.grain == "cluster":
+        child_scope = replace(resolved, grain="namespace")
+
+    end = history_end + timedelta(days=1)
+    recent_start = end - timedelta(days=RECENT_DAYS)
+    current = _totals(daily_spend_by(session, child_scope, window.start, min(end, window.end), dimension))
+    before = _totals(daily_spend_by(session, child_scope, previous.start, previous.end, dimension))
+    recent = _totals(daily_spend_by(session, child_scope, recent_start, end, dimension))
+    if not current and not before:
+        return ()
+
+    scope_recent = sum(daily_spend(session, resolved, recent_start, end).values(), ZERO)
+    scope_previous = sum(daily_spend(session, resolved, previous.start, previous.end).values(), ZERO)
+    if child_scope is not resolved:
+        current["(idle and unallocated)"] = spent - sum(current.values(), ZERO)
+        before["(idle and unallocated)"] = scope_previous - sum(before.values(), ZERO)
+        recent["(idle and unallocated)"] = scope_recent - sum(recent.values(), ZERO)
+
+    remaining = _remaining_mean(forecast, window)
+    total_growth = spent + remaining - scope_previous
+    ranked = []
+    for name in set(current) | set(before):
+        share_recent = recent.get(name, ZERO) / scope_recent if scope_recent > 0 else ZERO
+        projected = current.get(name, ZERO) + remaining * share_recent
+        growth = projected - before.get(name, ZERO)
+        kind = "idle" if name.startswith("(idle") else dimension
+        ranked.append(
+            Contributor(
+                name=name,
+                kind=kind,  # type: ignore[arg-type]
+                previous_total=quantize_money(before.get(name, ZERO)),
+                forecast_total=quantize_money(projected),
+                growth=quantize_money(growth),
+                share_of_growth=float(growth / total_growth) if total_growth > 0 else None,
+            )
+        )
+    ranked.sort(key=lambda contributor: contributor.growth, reverse=True)
+    return tuple(ranked[:MAX_CONTRIBUTORS])
+
+
+def _totals(series: dict[str, dict[date, Decimal]]) -> dict[str, Decimal]:
+    return {name: sum(days.values(), ZERO) for name, days in series.items()}
+
+
+def _links(session: Session, resolved: ResolvedScope, template: str) -> tuple[ClusterLink, ...]:
+    if resolved.source != "palette":
+        return ()
+    links = []
+    for uid, project_uid, name in cluster_links(session, resolved)[:MAX_LINKS]:
+        url = template.format(cluster_uid=uid, project_uid=project_uid or "", cluster_name=name)
+        links.append(ClusterLink(name=name, url=url))
+    return tuple(links)

@@ -1,0 +1,225 @@
+"""Read and validate a budget file (YAML) into ``Budget`` objects.
+
+Validation runs in two phases: a pydantic schema (unknown keys are rejected, so a typo such as
+``threshold:`` for ``thresholds:`` fails loudly), then semantic checks (time zone, label selector,
+custom period order, unique names). Every error names the file, the line and the budget.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from costwarden.domain.budget import Budget, Period, Scope, Threshold
+from costwarden.domain.selector import parse_selector
+from costwarden.errors import BudgetFileError
+
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScopeModel(_Strict):
+    cluster: str | None = Field(None, description="Cluster name or uid.")
+    project: str | None = Field(None, description="Project name or uid.")
+    namespace: str | None = Field(
+        None, description="Namespace; within `cluster` when set, else in every cluster."
+    )
+    labels: str | None = Field(
+        None, description="Kubernetes-style selector over cluster and namespace labels."
+    )
+    provider: str | None = Field(None, description="Billing provider (FOCUS ProviderName).")
+    account: str | None = Field(None, description="Billing sub-account (FOCUS SubAccountId).")
+    service: str | None = Field(None, description="Billing service (FOCUS ServiceName).")
+
+
+class CustomPeriodModel(_Strict):
+    start: date
+    end: date = Field(description="Last day of the period, inclusive.")
+
+
+class ThresholdModel(_Strict):
+    type: Literal["actual", "forecast"] = Field(description="Compare actual or forecast spend.")
+    percent: Annotated[Decimal, Field(gt=0)] | None = Field(None, description="Percent of the amount.")
+    amount: Annotated[Decimal, Field(gt=0)] | None = Field(None, description="Absolute amount.")
+    probability: Annotated[float, Field(gt=0, le=1)] | None = Field(
+        None, description="Forecast only: minimum probability that the total reaches the limit."
+    )
+    severity: Literal["info", "warning", "critical"] = "warning"
+
+    @model_validator(mode="after")
+    def _one_level(self) -> ThresholdModel:
+        if (self.percent is None) == (self.amount is None):
+            raise ValueError("set exactly one of 'percent' or 'amount'")
+        if self.probability is not None and self.type != "forecast":
+            raise ValueError("'probability' applies to forecast thresholds only")
+        return self
+
+
+class BudgetModel(_Strict):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    description: str | None = None
+    owner: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    scope: ScopeModel
+    amount: Annotated[Decimal, Field(gt=0)]
+    currency: str | None = None
+    period: Literal["weekly", "monthly", "quarterly", "yearly"] | CustomPeriodModel | None = None
+    timezone: str | None = None
+    source: Literal["palette", "focus"] | None = Field(
+        None, description="Cost source; default Palette, or billing data where Palette has none."
+    )
+    thresholds: list[ThresholdModel] = Field(min_length=1)
+
+
+class DefaultsModel(_Strict):
+    currency: str = "USD"
+    period: Literal["weekly", "monthly", "quarterly", "yearly"] = "monthly"
+    timezone: str = "UTC"
+
+
+class BudgetFileModel(_Strict):
+    version: Literal[1] = 1
+    defaults: DefaultsModel = Field(default_factory=DefaultsModel)
+    budgets: list[BudgetModel]
+
+
+def load_budgets(path: Path) -> list[Budget]:
+    """Read and validate the budget file at ``path``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise BudgetFileError(path, "file not found; check --budgets or budgets_file") from exc
+    return parse_budgets(text, path)
+
+
+def parse_budgets(text: str, path: Path | str = "<budgets>") -> list[Budget]:
+    data, lines = _parse_yaml(text, path)
+
+    try:
+        model = BudgetFileModel.model_validate(data)
+    except ValidationError as exc:
+        raise BudgetFileError(path, _describe(exc, data, lines)) from exc
+
+    budgets = []
+    seen: set[str] = set()
+    for index, entry in enumerate(model.budgets):
+        where = f"line {lines.get(index, '?')}"
+        if entry.name in seen:
+            raise BudgetFileError(path, f"{where}: duplicate budget name; names must be unique",
+                                  entry.name)
+        seen.add(entry.name)
+        budgets.append(_to_budget(entry, model.defaults, path, where))
+    return budgets
+
+
+def _parse_yaml(text: str, path: Path | str) -> tuple[Any, dict[int, int]]:
+    """Parse YAML and return the data plus the line number of each budget entry."""
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise BudgetFileError(path, f"not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BudgetFileError(path, "expected a mapping with a 'budgets' list at the top level")
+
+    lines: dict[int, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if key.value == "budgets" and isinstance(value, yaml.SequenceNode):
+                for index, item in enumerate(value.value):
+                    lines[index] = item.start_mark.line + 1
+    return data, lines
+
+
+def _describe(exc: ValidationError, data: Any, lines: dict[int, int]) -> str:
+    problems = []
+    for error in exc.errors():
+        location = list(error["loc"])
+        prefix = ""
+        if len(location) >= 2 and location[0] == "budgets" and isinstance(location[1], int):
+            index = location[1]
+            name = _budget_name(data, index)
+            prefix = f"line {lines.get(index, '?')}, budget {name!r}, "
+            location = location[2:]
+        field = ".".join(str(part) for part in location if not str(part).startswith("function-"))
+        value = error.get("input")
+        received = ""
+        if not isinstance(value, dict | list):
+            received = f" (got {value!r})"
+        problems.append(f"{prefix}field {field or '<entry>'}: {error['msg']}{received}")
+    if len(problems) == 1:
+        return problems[0]
+    return f"{len(problems)} problems:\n  " + "\n  ".join(problems)
+
+
+def _budget_name(data: Any, index: int) -> str:
+    try:
+        return str(data["budgets"][index].get("name", f"#{index + 1}"))
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return f"#{index + 1}"
+
+
+def _to_budget(entry: BudgetModel, defaults: DefaultsModel, path: Path | str, where: str) -> Budget:
+    def fail(message: str) -> BudgetFileError:
+        return BudgetFileError(path, f"{where}: {message}", entry.name)
+
+    currency = (entry.currency or defaults.currency).upper()
+    if not _CURRENCY.match(currency):
+        raise fail(f"field currency: {currency!r} is not an ISO 4217 code such as USD or EUR")
+
+    timezone = entry.timezone or defaults.timezone
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise fail(f"field timezone: unknown time zone {timezone!r}; use an IANA name") from exc
+
+    period_spec = entry.period or defaults.period
+    if isinstance(period_spec, CustomPeriodModel):
+        if period_spec.end < period_spec.start:
+            raise fail(f"field period: end {period_spec.end} is before start {period_spec.start}")
+        period = Period("custom", timezone, period_spec.start, period_spec.end)
+    else:
+        period = Period(period_spec, timezone)
+
+    labels = ()
+    if entry.scope.labels is not None:
+        try:
+            labels = parse_selector(entry.scope.labels)
+        except ValueError as exc:
+            raise fail(f"field scope.labels: {exc}") from exc
+
+    scope = Scope(
+        cluster=entry.scope.cluster,
+        project=entry.scope.project,
+        namespace=entry.scope.namespace,
+        selector=entry.scope.labels,
+        labels=labels,
+        provider=entry.scope.provider,
+        account=entry.scope.account,
+        service=entry.scope.service,
+    )
+    thresholds = tuple(
+        Threshold(t.type, t.percent, t.amount, t.probability, t.severity) for t in entry.thresholds
+    )
+    return Budget(
+        name=entry.name,
+        scope=scope,
+        amount=entry.amount,
+        currency=currency,
+        period=period,
+        thresholds=thresholds,
+        source=entry.source,
+        description=entry.description,
+        owner=entry.owner,
+        labels=dict(entry.labels),
+    )

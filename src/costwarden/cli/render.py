@@ -1,0 +1,168 @@
+"""Rich rendering of pass results for people; machines get the JSON payloads instead."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import timedelta
+from decimal import Decimal
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from costwarden.domain.alert import Alert, BudgetStatus
+from costwarden.domain.cost import IngestReport, quantize_money
+
+_SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
+
+
+def money(value: Decimal | None, currency: str = "") -> str:
+    if value is None:
+        return "-"
+    text = f"{quantize_money(value):,.2f}"
+    return f"{text} {currency}".strip()
+
+
+@contextmanager
+def progress_bar(console: Console, enabled: bool = True) -> Iterator[Callable[[str, int, int], None]]:
+    """Yield a progress callback that drives one Rich progress bar per step description."""
+    if not enabled:
+        yield lambda description, completed, total: None
+        return
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        tasks: dict[str, int] = {}
+
+        def update(description: str, completed: int, total: int) -> None:
+            step = description.split(" ", 1)[0]
+            if step not in tasks:
+                tasks[step] = progress.add_task(description, total=total)
+            progress.update(tasks[step], description=description, completed=completed, total=total)
+
+        yield update
+
+
+def ingest_summary(reports: Sequence[IngestReport]) -> Table:
+    table = Table(title="Ingestion", title_justify="left")
+    for column in ("Source", "Window", "Rows", "New", "Updated", "Unchanged", "Warnings"):
+        table.add_column(column, justify="right" if column not in ("Source", "Window") else "left")
+    for report in reports:
+        window = "-"
+        if report.window_start and report.window_end:
+            window = f"{report.window_start} .. {report.window_end}"
+        table.add_row(
+            report.source,
+            window,
+            str(report.rows_read),
+            str(report.inserted),
+            str(report.updated),
+            str(report.unchanged),
+            str(len(report.warnings)),
+        )
+    return table
+
+
+def _status_text(status: BudgetStatus) -> Text:
+    if status.problem:
+        return Text("NO DATA", style="dim")
+    exceedance = status.exceedance
+    assert exceedance is not None
+    if exceedance.already_exceeded:
+        return Text("EXCEEDED", style="bold red")
+    if exceedance.probability >= 0.5:
+        return Text("AT RISK", style="bold yellow")
+    return Text("OK", style="green")
+
+
+def budget_table(statuses: Sequence[BudgetStatus]) -> Table:
+    table = Table(title="Budgets", title_justify="left")
+    table.add_column("Budget")
+    table.add_column("Scope")
+    table.add_column("Period")
+    for column in ("Budget amount", "Spent", "Forecast (80% interval)", "P(exceed)"):
+        table.add_column(column, justify="right")
+    table.add_column("Breach date")
+    table.add_column("Status")
+
+    for status in statuses:
+        budget = status.budget
+        period = f"{status.window.start} .. {status.window.end - timedelta(days=1)}"
+        exceedance = status.exceedance
+        if exceedance is None:
+            forecast = probability = breach = "-"
+        else:
+            forecast = (
+                f"{money(exceedance.forecast_total)}\n"
+                f"({money(exceedance.total_lo80)} .. {money(exceedance.total_hi80)})"
+            )
+            probability = f"{exceedance.probability:.0%}"
+            breach = _breach_text(status)
+        table.add_row(
+            budget.name,
+            budget.scope.describe(),
+            period,
+            money(budget.amount, budget.currency),
+            money(status.spent_to_date),
+            forecast,
+            probability,
+            breach,
+            _status_text(status),
+        )
+    return table
+
+
+def _breach_text(status: BudgetStatus) -> str:
+    exceedance = status.exceedance
+    assert exceedance is not None
+    if exceedance.breach_date is None:
+        return "-"
+    if exceedance.already_exceeded or exceedance.breach_date_p10 is None:
+        return exceedance.breach_date.isoformat()
+    return (
+        f"{exceedance.breach_date.isoformat()}\n"
+        f"({exceedance.breach_date_p10:%m-%d} .. {exceedance.breach_date_p90:%m-%d})"
+    )
+
+
+def alert_panel(alert: Alert) -> Panel:
+    status = alert.status
+    currency = status.budget.currency
+    lines: list[Text | Table] = [Text(alert.title)]
+
+    exceedance = status.exceedance
+    if exceedance is not None and exceedance.expected_overspend > 0:
+        lines.append(
+            Text(
+                f"Expected overspend {money(exceedance.expected_overspend, currency)}, "
+                f"at the median {money(exceedance.median_overspend, currency)}"
+            )
+        )
+    if status.contributors:
+        contributors = Table(box=None, show_header=True, padding=(0, 2))
+        for column in ("Top contributor", "Previous period", "Forecast", "Growth", "Share"):
+            contributors.add_column(column, justify="left" if column == "Top contributor" else "right")
+        for contributor in status.contributors:
+            share = "-" if contributor.share_of_growth is None else f"{contributor.share_of_growth:.0%}"
+            contributors.add_row(
+                contributor.name,
+                money(contributor.previous_total),
+                money(contributor.forecast_total),
+                money(contributor.growth),
+                share,
+            )
+        lines.append(contributors)
+    if status.links:
+        lines.append(Text(f"Palette: {status.links[0].url}", style="link " + status.links[0].url))
+
+    style = _SEVERITY_STYLE.get(alert.severity, "white")
+    title = f"[{style}]{alert.severity.upper()}[/] {status.budget.name} · {alert.threshold.key()}"
+    return Panel(Group(*lines), title=title, title_align="left", border_style=style)

@@ -1,0 +1,154 @@
+"""The main job, stage by stage: ingest, evaluate every budget, decide alerts, record them."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from costwarden.budgets.alerts import alert_payload, crossed_thresholds
+from costwarden.budgets.evaluate import evaluate_budget
+from costwarden.config import Settings
+from costwarden.domain.alert import Alert, BudgetStatus
+from costwarden.domain.budget import Budget
+from costwarden.domain.cost import IngestReport
+from costwarden.store import Store
+from costwarden.store.tables import AlertRecord, Run
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+"""Progress callback: (description, completed, total)."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RunResult:
+    run_id: str
+    as_of: datetime
+    started_at: datetime
+    finished_at: datetime
+    ingest: tuple[IngestReport, ...]
+    statuses: tuple[BudgetStatus, ...]
+    alerts: tuple[Alert, ...]
+
+    def payloads(self) -> list[dict[str, object]]:
+        return [alert_payload(alert) for alert in self.alerts]
+
+
+def run_pass(
+    store: Store,
+    settings: Settings,
+    budgets: Sequence[Budget],
+    as_of: datetime,
+    *,
+    ingest: bool = True,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Run one pass of the main job and return what it found.
+
+    With ``ingest`` set and a Palette API key configured, new cost data is fetched first. Without a
+    key, the pass uses the data already stored, for example FOCUS files ingested earlier.
+    """
+    run_id = str(uuid.uuid4())
+    started_at = datetime.now(UTC)
+    clock = time.monotonic()
+    _record_run(store, run_id, as_of, started_at)
+
+    try:
+        reports: tuple[IngestReport, ...] = ()
+        if ingest and settings.palette.api_key is not None:
+            reports = (_ingest_palette(store, settings, as_of, progress),)
+        elif ingest:
+            logger.info("no Palette API key configured; using stored cost data only")
+
+        statuses = _evaluate(store, settings, budgets, as_of, progress)
+        alerts = tuple(
+            alert for status in statuses for alert in crossed_thresholds(status, started_at)
+        )
+        _record_alerts(store, run_id, alerts)
+    except Exception as exc:
+        _fail_run(store, run_id, exc)
+        raise
+
+    finished_at = datetime.now(UTC)
+    _finish_run(store, run_id, finished_at, len(budgets), len(alerts))
+    logger.info(
+        "pass %s done: %d budgets, %d alerts, %.1f s",
+        run_id, len(budgets), len(alerts), time.monotonic() - clock,
+    )
+    return RunResult(run_id, as_of, started_at, finished_at, reports, statuses, alerts)
+
+
+def _ingest_palette(
+    store: Store, settings: Settings, as_of: datetime, progress: Progress | None
+) -> IngestReport:
+    from costwarden.sources.palette.ingest import ingest_palette
+
+    return ingest_palette(store, settings.palette, as_of=as_of, progress=progress)
+
+
+def _evaluate(
+    store: Store,
+    settings: Settings,
+    budgets: Sequence[Budget],
+    as_of: datetime,
+    progress: Progress | None,
+) -> tuple[BudgetStatus, ...]:
+    statuses = []
+    with store.transaction() as session:
+        for index, budget in enumerate(budgets):
+            if progress:
+                progress(f"Forecasting {budget.name}", index, len(budgets))
+            statuses.append(evaluate_budget(session, budget, as_of, settings))
+    if progress:
+        progress("Forecasting budgets", len(budgets), len(budgets))
+    return tuple(statuses)
+
+
+def _record_run(store: Store, run_id: str, as_of: datetime, started_at: datetime) -> None:
+    with store.transaction() as session:
+        session.add(Run(id=run_id, as_of=as_of, started_at=started_at, status="running"))
+
+
+def _finish_run(store: Store, run_id: str, finished_at: datetime, budgets: int, alerts: int) -> None:
+    with store.transaction() as session:
+        run = session.get(Run, run_id)
+        assert run is not None
+        run.finished_at = finished_at
+        run.status = "succeeded"
+        run.budgets = budgets
+        run.alerts = alerts
+
+
+def _fail_run(store: Store, run_id: str, exc: Exception) -> None:
+    logger.error("pass %s failed: %s: %s", run_id, exc.__class__.__name__, exc)
+    with store.transaction() as session:
+        run = session.get(Run, run_id)
+        if run is not None:
+            run.finished_at = datetime.now(UTC)
+            run.status = "failed"
+            run.error = f"{exc.__class__.__name__}: {exc}"
+
+
+def _record_alerts(store: Store, run_id: str, alerts: Sequence[Alert]) -> None:
+    """Upsert each alert on its stable id, keeping the time it was first seen."""
+    with store.transaction() as session:
+        for alert in alerts:
+            payload = alert_payload(alert)
+            record = session.get(AlertRecord, alert.alert_id)
+            if record is None:
+                record = AlertRecord(
+                    alert_id=alert.alert_id,
+                    budget=alert.status.budget.name,
+                    period_start=alert.status.window.start,
+                    kind=f"{alert.kind}:{alert.threshold.key()}",
+                    first_seen=alert.generated_at,
+                )
+                session.add(record)
+            record.severity = alert.severity
+            record.payload = payload
+            record.last_seen = alert.generated_at
+            record.run_id = run_id
