@@ -1,7 +1,131 @@
-"""Placeholder until this command group is written."""
+"""``costwarden ingest focus``: load billing exports into the cost database."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from rich.table import Table
+from rich.text import Text
+
+from costwarden.cli.common import state, stdout
+from costwarden.domain.cost import quantize_money
+from costwarden.sources.focus import FocusIngestReport, ingest_focus
+from costwarden.store import Store
+
+ingest_app = typer.Typer(help="Load cost data from files into the database.", no_args_is_help=True)
+
+
+class CostColumn(StrEnum):
+    """The FOCUS cost columns that can be the amount of a cost fact."""
+
+    EFFECTIVE = "EffectiveCost"
+    BILLED = "BilledCost"
+    LIST = "ListCost"
+
+
+@ingest_app.command("focus")
+def focus(
+    ctx: typer.Context,
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="FOCUS 1.0 to 1.2 exports: CSV, gzip-compressed CSV or Parquet.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ],
+    cost_column: Annotated[
+        CostColumn | None,
+        typer.Option(
+            "--cost-column",
+            help="FOCUS column used as the amount; default: focus.cost_column from the settings "
+            "(EffectiveCost).",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print one JSON object per file, one per line; logs go to stderr."
+        ),
+    ] = False,
+) -> None:
+    """Ingest FOCUS billing exports in the order given, one transaction per file.
+
+    A broken file stops the command with exit code 3 and nothing from it is stored.
+    Files before it stay committed.
+    """
+    column = cost_column.value if cost_column else None
+    settings = state(ctx).settings(focus__cost_column=column)
+    store = Store.open(settings.database_url)
+    try:
+        for path in files:
+            report = ingest_focus(store, path, settings.focus)
+            if as_json:
+                typer.echo(json.dumps(report_json(report)))
+            else:
+                print_summary(report)
+    finally:
+        store.close()
+
+
+def report_json(report: FocusIngestReport) -> dict[str, Any]:
+    """Return the JSON form of one file's report; amounts are exact decimal strings."""
+    return {
+        "source": report.source,
+        "file": report.origin,
+        "batch_id": report.batch_id,
+        "cost_column": report.cost_column,
+        "rows_read": report.rows_read,
+        "inserted": report.inserted,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "duplicates": report.duplicates,
+        "window_start": report.window_start.isoformat() if report.window_start else None,
+        "window_end": report.window_end.isoformat() if report.window_end else None,
+        "totals": {currency: format(total, "f") for currency, total in _sorted_totals(report)},
+        "warning_count": report.warning_count,
+        "warnings": list(report.warnings),
+    }
+
+
+def print_summary(report: FocusIngestReport) -> None:
+    table = Table(title=Text(report.origin), title_justify="left", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+
+    window = "-"
+    if report.window_start and report.window_end:
+        window = f"{report.window_start} to {report.window_end} (UTC days)"
+    totals = ", ".join(
+        f"{quantize_money(total):,.2f} {currency}" for currency, total in _sorted_totals(report)
+    )
+    rows = [
+        ("rows read", f"{report.rows_read:,}"),
+        ("inserted", f"{report.inserted:,}"),
+        ("updated", f"{report.updated:,}"),
+        ("unchanged", f"{report.unchanged:,}"),
+        ("duplicates skipped", f"{report.duplicates:,}"),
+        ("charge days", window),
+        (f"total {report.cost_column}", totals or "-"),
+        ("warnings", f"{report.warning_count:,}"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    stdout.print(table)
+
+    for warning in report.warnings:
+        stdout.print(Text(f"  warning: {warning}", style="yellow"))
+
+
+def _sorted_totals(report: FocusIngestReport) -> list[tuple[str, Decimal]]:
+    return sorted(report.totals.items())
 
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.add_typer(ingest_app, name="ingest")

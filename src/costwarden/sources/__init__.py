@@ -1,0 +1,1 @@
+"""Adapters that read cost data from outside systems and yield domain records."""
