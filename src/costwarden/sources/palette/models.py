@@ -1,0 +1,290 @@
+"""Pydantic models of the Palette API responses that costwarden reads.
+
+Only the fields costwarden uses are declared and unknown fields are ignored, because Palette adds
+fields in backward-compatible releases. Palette's Go server writes empty lists and maps as
+``null``, so list and map fields accept ``null`` as empty. Cost figures become ``Decimal``
+without a currency: the currency comes from ``PaletteSettings.currency``.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, TypeVar
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+T = TypeVar("T")
+
+MILLISECONDS_THRESHOLD = 1e11
+"""Epoch values above this are milliseconds: 1e11 s is the year 5138, but 1e11 ms is 1973."""
+
+
+def _empty_list_for_null(value: Any) -> Any:
+    return [] if value is None else value
+
+
+def _empty_dict_for_null(value: Any) -> Any:
+    return {} if value is None else value
+
+
+def _empty_str_for_null(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _epoch_to_utc(value: Any) -> Any:
+    """Turn epoch seconds or milliseconds into an aware UTC datetime. Strings go to pydantic."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    if not math.isfinite(value):
+        raise ValueError(f"timestamp {value!r} is not a finite number")
+    seconds = value / 1000 if abs(value) > MILLISECONDS_THRESHOLD else value
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _as_utc(value: datetime) -> datetime:
+    """Read a datetime without an offset as UTC, and convert any other offset to UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _to_money(value: Any) -> Any:
+    """Turn a JSON number into a Decimal through its shortest text form, and ``null`` into 0."""
+    if value is None:
+        return Decimal(0)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"amount {value!r} is not a finite number")
+        return Decimal(repr(value))
+    return value
+
+
+NullableList = Annotated[list[T], BeforeValidator(_empty_list_for_null)]
+Labels = Annotated[dict[str, str], BeforeValidator(_empty_dict_for_null)]
+Nested = Annotated[T, BeforeValidator(_empty_dict_for_null)]
+Text = Annotated[str, BeforeValidator(_empty_str_for_null)]
+UtcDatetime = Annotated[datetime, BeforeValidator(_epoch_to_utc), AfterValidator(_as_utc)]
+Money = Annotated[Decimal, BeforeValidator(_to_money), Field(allow_inf_nan=False)]
+
+
+class PaletteModel(BaseModel):
+    """Base of every Palette model: camelCase aliases, unknown fields ignored, immutable."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+    )
+
+
+class ErrorBody(PaletteModel):
+    """Palette's error body (``V1Error``)."""
+
+    code: Text = ""
+    message: Text = ""
+    ref: Text = ""
+
+
+class ListMeta(PaletteModel):
+    """Pagination state of a list response. An empty ``continue`` marks the last page."""
+
+    continue_token: str = Field("", alias="continue")
+    count: int | None = None
+    limit: int | None = None
+    offset: int | None = None
+
+
+class UserInfo(PaletteModel):
+    """The caller's identity, from ``GET /v1/users/info``."""
+
+    org_name: str = ""
+    tenant_uid: str = ""
+    user_uid: str = ""
+
+
+class ObjectEntity(PaletteModel):
+    uid: str = ""
+    name: str = ""
+
+
+class ProjectMetadata(PaletteModel):
+    """One item of ``GET /v1/dashboard/projects/metadata``."""
+
+    metadata: Nested[ObjectEntity] = Field(default_factory=ObjectEntity)
+
+    @property
+    def uid(self) -> str:
+        return self.metadata.uid
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+
+class ProjectsMetadata(PaletteModel):
+    items: NullableList[ProjectMetadata] = Field(default_factory=list)
+
+
+class ObjectMeta(PaletteModel):
+    """Kubernetes-style object metadata. Palette keeps cluster tags in ``labels``."""
+
+    uid: str = ""
+    name: str = ""
+    labels: Labels = Field(default_factory=dict)
+    annotations: Labels = Field(default_factory=dict)
+    creation_timestamp: UtcDatetime | None = None
+    deletion_timestamp: UtcDatetime | None = None
+
+
+class ObjectReference(PaletteModel):
+    uid: str = ""
+    name: str = ""
+    kind: str = ""
+
+
+class CloudConfigMeta(PaletteModel):
+    uid: str = ""
+    cloud_type: str = ""
+
+
+class ProfileTemplateMeta(PaletteModel):
+    """A cluster profile attached to a cluster, as listed in summaries and cluster specs."""
+
+    uid: str = ""
+    name: str = ""
+    type: str = ""
+
+
+class ClusterSpecSummary(PaletteModel):
+    cloud_config: CloudConfigMeta | None = None
+    project_meta: ObjectEntity | None = None
+    cloud_account_meta: ObjectEntity | None = None
+    cluster_profile_templates: NullableList[ProfileTemplateMeta] = Field(default_factory=list)
+
+
+class ClusterStatusSummary(PaletteModel):
+    state: str = ""
+
+
+class ClusterSummary(PaletteModel):
+    """One item of ``POST /v1/dashboard/spectroclusters/search`` (``v1SpectroClusterSummary``)."""
+
+    metadata: Nested[ObjectMeta] = Field(default_factory=ObjectMeta)
+    spec_summary: Nested[ClusterSpecSummary] = Field(default_factory=ClusterSpecSummary)
+    status: Nested[ClusterStatusSummary] = Field(default_factory=ClusterStatusSummary)
+
+
+class ClusterSearchPage(PaletteModel):
+    items: NullableList[ClusterSummary] = Field(default_factory=list)
+    listmeta: Nested[ListMeta] = Field(default_factory=ListMeta)
+
+
+class ClusterSpec(PaletteModel):
+    cloud_type: str = ""
+    cloud_config_ref: ObjectReference | None = None
+    cluster_profile_templates: NullableList[ProfileTemplateMeta] = Field(default_factory=list)
+
+
+class ClusterStatus(PaletteModel):
+    state: str = ""
+
+
+class Cluster(PaletteModel):
+    """One cluster from ``GET /v1/spectroclusters/{uid}`` (``v1SpectroCluster``)."""
+
+    metadata: Nested[ObjectMeta] = Field(default_factory=ObjectMeta)
+    spec: Nested[ClusterSpec] = Field(default_factory=ClusterSpec)
+    status: Nested[ClusterStatus] = Field(default_factory=ClusterStatus)
+
+
+class CloudCostPoint(PaletteModel):
+    """One point of a cloud cost series (``v1CloudCostDataPoint``)."""
+
+    timestamp: UtcDatetime
+    compute: Money = Decimal(0)
+    storage: Money = Decimal(0)
+    total: Money = Decimal(0)
+
+
+class CloudCostTotal(PaletteModel):
+    compute: Money = Decimal(0)
+    storage: Money = Decimal(0)
+    total: Money = Decimal(0)
+
+
+class CloudCostSeries(PaletteModel):
+    """The cloud cost of one entity, such as a cluster, over time."""
+
+    entity: ObjectReference
+    data: NullableList[CloudCostPoint] = Field(default_factory=list)
+    total: Nested[CloudCostTotal] = Field(default_factory=CloudCostTotal)
+
+
+class CloudCostSummary(PaletteModel):
+    """Response of ``POST /v1/dashboard/spectroclusters/cost``."""
+
+    resources: NullableList[CloudCostSeries] = Field(default_factory=list)
+    total: Nested[CloudCostTotal] = Field(default_factory=CloudCostTotal)
+
+
+class ResourceCostPoint(PaletteModel):
+    """One point of a usage-based cost series (``v1ResourceCostDataPoint``)."""
+
+    timestamp: UtcDatetime
+    cpu: Money = Decimal(0)
+    memory: Money = Decimal(0)
+    storage: Money = Decimal(0)
+    total: Money = Decimal(0)
+
+
+class ResourceCostTotal(PaletteModel):
+    cpu: Money = Decimal(0)
+    memory: Money = Decimal(0)
+    storage: Money = Decimal(0)
+    total: Money = Decimal(0)
+
+
+class ResourceCostSeries(PaletteModel):
+    """The usage-based cost of one entity, such as a namespace, over time."""
+
+    entity: ObjectReference
+    associated_resources: NullableList[ObjectReference] = Field(default_factory=list)
+    data: NullableList[ResourceCostPoint] = Field(default_factory=list)
+    total: Nested[ResourceCostTotal] = Field(default_factory=ResourceCostTotal)
+
+
+class ResourceCostSummary(PaletteModel):
+    """Response of ``POST /v1/dashboard/spectroclusters/resources/cost``."""
+
+    resources: NullableList[ResourceCostSeries] = Field(default_factory=list)
+    total: Nested[ResourceCostTotal] = Field(default_factory=ResourceCostTotal)
+
+
+class WorkloadMetadata(PaletteModel):
+    namespace: str = ""
+    labels: Labels = Field(default_factory=dict)
+    entity: ObjectReference | None = None
+    creation_timestamp: UtcDatetime | None = None
+
+
+class WorkloadStatus(PaletteModel):
+    phase: str = ""
+
+
+class WorkloadNamespace(PaletteModel):
+    """One live namespace of a cluster (``v1ClusterWorkloadNamespace``)."""
+
+    metadata: Nested[WorkloadMetadata] = Field(default_factory=WorkloadMetadata)
+    status: Nested[WorkloadStatus] = Field(default_factory=WorkloadStatus)
+
+    @property
+    def name(self) -> str:
+        """The namespace name, from ``metadata.namespace`` or else the entity name."""
+        if self.metadata.namespace:
+            return self.metadata.namespace
+        return self.metadata.entity.name if self.metadata.entity else ""
+
+
+class WorkloadNamespaces(PaletteModel):
+    namespaces: NullableList[WorkloadNamespace] = Field(default_factory=list)
