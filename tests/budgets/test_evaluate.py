@@ -159,7 +159,7 @@ def test_unknown_cluster_reports_problem(steady_store):
     assert crossed_thresholds(status, AS_OF) == []
 
 
-def test_schema_rejects_unrounded_or_missing_fields(steady_store):
+def test_payload_rounded_and_complete(steady_store):
     alert = crossed_thresholds(_evaluate(steady_store, "steady"), AS_OF)[0]
     payload = alert_payload(alert)
 

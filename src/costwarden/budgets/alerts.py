@@ -77,9 +77,12 @@ def _title(status: BudgetStatus, threshold: Threshold, limit: Decimal) -> str:
             f"{budget.name}: spent {_money(status.spent_to_date, budget.currency)}, "
             f"past the {_money(limit, budget.currency)} threshold"
         )
-    text = (
-        f"{budget.name}: forecast {_money(exceedance.forecast_total, budget.currency)} for the period, "
-        f"{exceedance.probability:.0%} probability of exceeding {_money(budget.amount, budget.currency)}"
+    text = f"{budget.name}: forecast {_money(exceedance.forecast_total, budget.currency)} for the period"
+    if threshold.probability is None and limit != budget.amount:
+        text += f", past the {_money(limit, budget.currency)} threshold"
+    text += (
+        f"; {exceedance.probability:.0%} probability of exceeding the budget of "
+        f"{_money(budget.amount, budget.currency)}"
     )
     if exceedance.breach_date and not exceedance.already_exceeded:
         text += f"; breach expected around {exceedance.breach_date.isoformat()}"

@@ -70,7 +70,7 @@ def evaluate_budget(session: Session, budget: Budget, as_of: datetime, settings:
     result = exceedance(forecast, window, spent, budget.amount, actual_breach_date=crossed)
 
     contributors = _contributors(session, resolved, window, previous_window, history_end, forecast, spent)
-    links = _links(session, resolved, settings.palette.ui_url_template)
+    links = _links(session, resolved, settings.palette.ui_url_template, contributors)
     return replace(
         base,
         spent_to_date=spent,
@@ -176,11 +176,25 @@ def _totals(series: dict[str, dict[date, Decimal]]) -> dict[str, Decimal]:
     return {name: sum(days.values(), ZERO) for name, days in series.items()}
 
 
-def _links(session: Session, resolved: ResolvedScope, template: str) -> tuple[ClusterLink, ...]:
+def _links(
+    session: Session,
+    resolved: ResolvedScope,
+    template: str,
+    contributors: tuple[Contributor, ...],
+) -> tuple[ClusterLink, ...]:
+    """Return Palette console links to the scope's clusters, top contributors' clusters first."""
     if resolved.source != "palette":
         return ()
+
+    clusters = cluster_links(session, resolved)
+    rank = {}
+    for position, contributor in enumerate(contributors):
+        cluster_name = contributor.name.split("/", 1)[0]
+        rank.setdefault(cluster_name, position)
+    clusters.sort(key=lambda cluster: (rank.get(cluster[2], len(contributors)), cluster[2]))
+
     links = []
-    for uid, project_uid, name in cluster_links(session, resolved)[:MAX_LINKS]:
+    for uid, project_uid, name in clusters[:MAX_LINKS]:
         url = template.format(cluster_uid=uid, project_uid=project_uid or "", cluster_name=name)
         links.append(ClusterLink(name=name, url=url))
     return tuple(links)

@@ -68,7 +68,8 @@ _register_commands()
 def main() -> None:
     """Run the CLI, turning costwarden errors into a message and the exit code of their class."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode, click returns the code of a typer.Exit instead of exiting.
+        code = app(standalone_mode=False)
     except CostwardenError as exc:
         stderr.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
         sys.exit(exc.exit_code)
@@ -80,3 +81,5 @@ def main() -> None:
     except click.exceptions.Abort:
         stderr.print("aborted")
         sys.exit(130)
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)

@@ -1,8 +1,10 @@
-"""What every command shares: the settings flags, the consoles, and JSON output."""
+"""Shared CLI pieces: the global settings flags, the consoles, and JSON output."""
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,11 @@ from rich.console import Console
 
 from costwarden.config import Settings, load_settings
 
-stdout = Console()
+# Rich falls back to 80 columns when output is not a terminal, which folds the budget table.
+# Files and CI logs get 120 columns unless COLUMNS is set.
+_PIPE_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120
+
+stdout = Console(width=_PIPE_WIDTH)
 stderr = Console(stderr=True)
 
 

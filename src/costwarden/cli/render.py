@@ -26,6 +26,35 @@ def money(value: Decimal | None, currency: str = "") -> str:
     return f"{text} {currency}".strip()
 
 
+def whole_money(value: Decimal | None) -> str:
+    """Format an amount in whole currency units, for tables where cents add only width."""
+    if value is None:
+        return "-"
+    return f"{value:,.0f}"
+
+
+def probability_text(probability: float) -> str:
+    """Format a probability as a percentage, keeping small non-zero values visible."""
+    if 0 < probability < 0.01:
+        return "<1%"
+    if 0.99 < probability < 1:
+        return ">99%"
+    return f"{probability:.0%}"
+
+
+def period_label(status: BudgetStatus) -> str:
+    window = status.window
+    last = window.end - timedelta(days=1)
+    kind = status.budget.period.kind
+    if kind == "monthly":
+        return f"{window.start:%b %Y}"
+    if kind == "quarterly":
+        return f"Q{(window.start.month - 1) // 3 + 1} {window.start:%Y}"
+    if kind == "yearly":
+        return f"{window.start:%Y}"
+    return f"{window.start:%b %d}-\n{last:%b %d %Y}"
+
+
 @contextmanager
 def progress_bar(console: Console, enabled: bool = True) -> Iterator[Callable[[str, int, int], None]]:
     """Yield a progress callback that drives one Rich progress bar per step description."""
@@ -84,39 +113,39 @@ def _status_text(status: BudgetStatus) -> Text:
 
 
 def budget_table(statuses: Sequence[BudgetStatus]) -> Table:
+    """Return one row per budget: spend so far, the period forecast, and the breach outlook."""
     table = Table(title="Budgets", title_justify="left")
-    table.add_column("Budget")
-    table.add_column("Scope")
+    table.add_column("Budget", overflow="fold", min_width=24)
     table.add_column("Period")
-    for column in ("Budget amount", "Spent", "Forecast (80% interval)", "P(exceed)"):
+    for column in ("Amount", "Spent", "Forecast", "P(over)"):
         table.add_column(column, justify="right")
-    table.add_column("Breach date")
+    table.add_column("Breach")
     table.add_column("Status")
 
     for status in statuses:
         budget = status.budget
-        period = f"{status.window.start} .. {status.window.end - timedelta(days=1)}"
+        name = Text(budget.name)
+        name.append(f"\n{budget.scope.describe()}", style="dim")
+        forecast = probability = breach = "-"
         exceedance = status.exceedance
-        if exceedance is None:
-            forecast = probability = breach = "-"
-        else:
+        if exceedance is not None:
             forecast = (
-                f"{money(exceedance.forecast_total)}\n"
-                f"({money(exceedance.total_lo80)} .. {money(exceedance.total_hi80)})"
+                f"{whole_money(exceedance.forecast_total)}\n"
+                f"[dim]{whole_money(exceedance.total_lo80)}-{whole_money(exceedance.total_hi80)}[/]"
             )
-            probability = f"{exceedance.probability:.0%}"
+            probability = probability_text(exceedance.probability)
             breach = _breach_text(status)
         table.add_row(
-            budget.name,
-            budget.scope.describe(),
-            period,
-            money(budget.amount, budget.currency),
-            money(status.spent_to_date),
+            name,
+            period_label(status),
+            f"{whole_money(budget.amount)}\n[dim]{budget.currency}[/]",
+            whole_money(status.spent_to_date),
             forecast,
             probability,
             breach,
             _status_text(status),
         )
+    table.caption = "Forecast: median period total, with its 80% interval below it."
     return table
 
 
@@ -125,11 +154,15 @@ def _breach_text(status: BudgetStatus) -> str:
     assert exceedance is not None
     if exceedance.breach_date is None:
         return "-"
-    if exceedance.already_exceeded or exceedance.breach_date_p10 is None:
-        return exceedance.breach_date.isoformat()
+    if (
+        exceedance.already_exceeded
+        or exceedance.breach_date_p10 is None
+        or exceedance.breach_date_p10 == exceedance.breach_date_p90
+    ):
+        return f"{exceedance.breach_date:%b %d}"
     return (
-        f"{exceedance.breach_date.isoformat()}\n"
-        f"({exceedance.breach_date_p10:%m-%d} .. {exceedance.breach_date_p90:%m-%d})"
+        f"{exceedance.breach_date:%b %d}\n"
+        f"[dim]{exceedance.breach_date_p10:%b %d}-{exceedance.breach_date_p90:%b %d}[/]"
     )
 
 

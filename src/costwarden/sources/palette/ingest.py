@@ -38,6 +38,8 @@ OVERLAP_DAYS = 2
 """Days before the last stored day that are fetched again, to pick up late corrections."""
 
 DAILY_MINUTES = 1440
+NAMESPACE_COST_BATCH = 20
+"""Clusters per namespace-cost request: fewer calls under the /v1/dashboard rate limit."""
 MONEY_EXPONENT = Decimal("1E-10")
 """Amounts keep 10 decimal places, the scale of the store's ``NUMERIC(24, 10)`` column."""
 
@@ -171,11 +173,43 @@ def _fetch(client: PaletteClient, start: date, end: date, steps: _Steps) -> _Fet
         cluster = _cluster_info(client, summary, fetched)
         fetched.clusters[cluster.uid] = cluster
         fetched.namespaces.extend(_namespaces(client, cluster, fetched))
-        if has_window:
-            series = client.namespace_costs(start, end, [cluster.uid], DAILY_MINUTES).resources
-            fetched.namespace_costs[cluster.uid] = series
         steps.advance(f"Fetched cluster {cluster.name}")
+
+    if has_window:
+        uids = list(fetched.clusters)
+        for index in range(0, len(uids), NAMESPACE_COST_BATCH):
+            _fetch_namespace_costs(
+                client, uids[index : index + NAMESPACE_COST_BATCH], start, end, fetched
+            )
     return fetched
+
+
+def _fetch_namespace_costs(
+    client: PaletteClient, uids: list[str], start: date, end: date, fetched: _Fetched
+) -> None:
+    """Fetch the daily namespace costs of several clusters in one call where Palette allows it.
+
+    Each series is assigned to the one cluster its ``associatedResources`` name. When a series
+    names no cluster or several (Palette may merge namespaces of the same name), the batch is
+    fetched again one cluster per call, which needs no attribution.
+    """
+    series = client.namespace_costs(start, end, uids, DAILY_MINUTES).resources
+    by_cluster: dict[str, list[ResourceCostSeries]] = {uid: [] for uid in uids}
+    for item in series:
+        owners = {ref.uid for ref in item.associated_resources if ref.kind == "spectrocluster"}
+        if len(owners) != 1 or not owners <= by_cluster.keys():
+            if len(uids) == 1:
+                by_cluster[uids[0]].append(item)
+                continue
+            logger.info(
+                "namespace costs of %d clusters are not attributable; fetching per cluster",
+                len(uids),
+            )
+            for uid in uids:
+                _fetch_namespace_costs(client, [uid], start, end, fetched)
+            return
+        by_cluster[owners.pop()].append(item)
+    fetched.namespace_costs.update(by_cluster)
 
 
 def _cluster_info(client: PaletteClient, summary: ClusterSummary, fetched: _Fetched) -> ClusterInfo:
