@@ -24,6 +24,7 @@ test: install postgres
 	$(BIN)/python -m pytest
 
 bench: install
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/forecast.py
 
 clean:

@@ -25,7 +25,7 @@ def _noisy_weekly(days: int, seed: int = 1) -> np.ndarray:
 def test_constant_series_forecasts_level(settings: ForecastSettings) -> None:
     forecast = forecast_series("constant", np.full(60, 100.0), HISTORY_END, 30, AS_OF, settings)
 
-    assert forecast.model == "AutoETS"
+    assert forecast.model == "ETS"
     assert forecast.fallback_reason is None
     np.testing.assert_allclose(forecast.days.mean, 100.0, atol=0.01)
     assert np.max(forecast.days.hi95 - forecast.days.lo95) < 0.01
@@ -123,7 +123,7 @@ def test_failing_primary_uses_fallback() -> None:
     settings = ForecastSettings(min_history_days=2, sample_paths=500)
     values = np.array([100.0, 104.0, 98.0, 101.0])
 
-    forecast = forecast_series("tiny", values, HISTORY_END, 7, AS_OF, settings)
+    forecast = forecast_series("tiny", values, HISTORY_END, 7, AS_OF, settings, model="auto-ets")
 
     assert forecast.model == "WindowAverage"
     assert forecast.fallback_reason is not None
@@ -131,7 +131,9 @@ def test_failing_primary_uses_fallback() -> None:
 
 
 def test_autoets_records_version_and_params(settings: ForecastSettings) -> None:
-    forecast = forecast_series("weekly", _noisy_weekly(120), HISTORY_END, 14, AS_OF, settings)
+    forecast = forecast_series(
+        "weekly", _noisy_weekly(120), HISTORY_END, 14, AS_OF, settings, model="auto-ets"
+    )
 
     assert forecast.model == "AutoETS"
     assert forecast.model_version.startswith("statsforecast ")

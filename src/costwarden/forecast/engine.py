@@ -1,25 +1,34 @@
-"""Forecast dense daily spend series: fit a model, predict intervals, simulate sample paths."""
+"""Forecast one series or a mapping of series, on top of the batched forecaster.
+
+``forecast_series`` runs ``forecast_batch`` on a batch of one by default. Naming a model of
+``MODELS`` instead (``auto-ets``, ``window-average``) fits that per-series model, which the
+benchmark uses as a reference.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time as timer
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 
 from costwarden.config import ForecastSettings
 from costwarden.domain.forecast import DailyForecast, Forecast
 from costwarden.errors import ForecastError
+from costwarden.forecast.batch import first_invalid_day, forecast_batch, validate_request
+from costwarden.forecast.candidates import BATCH_MODELS
 from costwarden.forecast.models import LEVELS, MODELS, ForecastModel, Prediction
-from costwarden.forecast.paths import simulate_paths
+from costwarden.forecast.options import BatchOptions
+from costwarden.forecast.paths import draw_paths, innovation_pool, path_inputs, path_rows
 
 logger = logging.getLogger(__name__)
 
-PRIMARY_MODEL = "auto-ets"
+PRIMARY_MODEL = "auto"
+"""Model name that selects a batched model per series by its holdout error."""
+
 FALLBACK_MODEL = "window-average"
 
 
@@ -53,26 +62,119 @@ def forecast_series(
     *,
     model: str = PRIMARY_MODEL,
     fallback: str = FALLBACK_MODEL,
+    options: BatchOptions | None = None,
 ) -> Forecast:
     """Forecast the ``horizon`` days after ``history_end`` from a dense daily spend series.
 
     ``values`` contains one amount per UTC day and ends on ``history_end``, the last complete day
-    at ``as_of``. Days without cost data must already be 0. Only the last
-    ``settings.history_days`` are fitted. The day in progress at ``as_of`` is the first forecast
-    day. Means, bounds and paths are clipped at 0. Invalid input raises ForecastError. When the
-    model fails, the ``fallback`` model is used and the failure is recorded in
-    ``fallback_reason``.
+    at ``as_of``. Leading NaN values are days before the series existed; any other day without
+    cost data must already be 0. Only the last ``settings.history_days`` are fitted. The day in
+    progress at ``as_of`` is the first forecast day. Means, bounds and paths are clipped at 0.
+    Invalid input raises ForecastError.
+
+    ``model`` is ``"auto"`` (pick a batched model per series), the registry name of a batched
+    model, or the name of a per-series model in ``MODELS``. A per-series model that fails falls
+    back to ``fallback``, and the failure is recorded in ``fallback_reason``.
     """
     y = _validated_history(series_id, values, history_end, horizon, as_of)
-    y = y[-settings.history_days :]
-    history_start = history_end - timedelta(days=len(y) - 1)
+    if model == PRIMARY_MODEL or model in BATCH_MODELS.names():
+        options = options or BatchOptions()
+        if model != PRIMARY_MODEL:
+            options = options.model_copy(update={"candidates": (model,)})
+        batch = forecast_batch(
+            [series_id], y[None, :], history_end, horizon, as_of, settings, options=options
+        )
+        return batch[0]
 
+    return _forecast_one(series_id, y, history_end, horizon, as_of, settings, model, fallback)
+
+
+def forecast_many(
+    series: Mapping[str, tuple[np.ndarray, date]],
+    horizon: int,
+    as_of: datetime,
+    settings: ForecastSettings,
+    *,
+    options: BatchOptions | None = None,
+) -> ForecastBatch:
+    """Forecast each ``series_id -> (values, history_end)`` and skip the series that are rejected.
+
+    Series that end on the same day are forecast together by ``forecast_batch``. The
+    ForecastError of each rejected series is logged and kept in ``failures``.
+    """
+    started = timer.perf_counter()
+    batch = ForecastBatch()
+    groups: dict[date, dict[str, np.ndarray]] = {}
+    for series_id, (values, history_end) in series.items():
+        try:
+            y = _validated_history(series_id, values, history_end, horizon, as_of)
+        except ForecastError as exc:
+            logger.error("forecast series %s failed: %s", series_id, exc)
+            batch.failures[series_id] = exc
+            continue
+        groups.setdefault(history_end, {})[series_id] = y[-settings.history_days :]
+
+    for history_end, rows in groups.items():
+        ids = list(rows)
+        width = max(len(y) for y in rows.values())
+        values_2d = np.full((len(ids), width), np.nan)
+        for index, y in enumerate(rows.values()):
+            values_2d[index, width - len(y) :] = y
+        result = forecast_batch(
+            ids, values_2d, history_end, horizon, as_of, settings, options=options
+        )
+        batch.forecasts.update(zip(ids, result, strict=True))
+
+    logger.info(
+        "forecast %d series in %.2f s: %d with the fallback model, %d failed",
+        len(series),
+        timer.perf_counter() - started,
+        batch.fallback_count,
+        len(batch.failures),
+    )
+    return batch
+
+
+def _validated_history(
+    series_id: str, values: np.ndarray, history_end: date, horizon: int, as_of: datetime
+) -> np.ndarray:
+    y = np.asarray(values, dtype=np.float64)
+    if y.ndim != 1 or len(y) == 0:
+        raise ForecastError(
+            f"series {series_id!r}: values must be a non-empty 1-D array of daily spend, "
+            f"got shape {y.shape}"
+        )
+    error = first_invalid_day(series_id, y, history_end, leading_nan=True)
+    if error is not None:
+        raise error
+    validate_request(f"series {series_id!r}", history_end, horizon, as_of)
+    return y
+
+
+def _forecast_one(
+    series_id: str,
+    y: np.ndarray,
+    history_end: date,
+    horizon: int,
+    as_of: datetime,
+    settings: ForecastSettings,
+    model: str,
+    fallback: str,
+) -> Forecast:
+    """Fit a per-series model from ``MODELS`` and draw its paths from the shared pool."""
+    y = y[np.isfinite(y).argmax() :][-settings.history_days :]
+    history_start = history_end - timedelta(days=len(y) - 1)
     fitted, prediction, fallback_reason = _fit_and_predict(
         series_id, y, horizon, settings, model, fallback
     )
 
-    rng = np.random.default_rng(path_seed(settings.seed, series_id))
-    paths = simulate_paths(prediction, settings.sample_paths, rng)
+    inputs = path_inputs(
+        prediction.mean[None, :],
+        {level: bound[None, :] for level, bound in prediction.lower.items()},
+        {level: bound[None, :] for level, bound in prediction.upper.items()},
+    )
+    pool = innovation_pool(settings.seed, settings.sample_paths, horizon)
+    paths = draw_paths(inputs, 0, pool, path_rows(settings.seed, series_id, settings.sample_paths))
     params = {**fitted.fitted_params(), "history_days": len(y)}
     logger.debug(
         "forecast series %s: %s on %d days (%s to %s), horizon %d days",
@@ -83,7 +185,6 @@ def forecast_series(
         history_end,
         horizon,
     )
-
     return Forecast(
         series_id=series_id,
         as_of=as_of,
@@ -98,83 +199,6 @@ def forecast_series(
     )
 
 
-def forecast_many(
-    series: Mapping[str, tuple[np.ndarray, date]],
-    horizon: int,
-    as_of: datetime,
-    settings: ForecastSettings,
-) -> ForecastBatch:
-    """Forecast each ``series_id -> (values, history_end)`` and skip the series that are rejected.
-
-    The ForecastError of each rejected series is logged and kept in ``failures``.
-    """
-    started = timer.perf_counter()
-    batch = ForecastBatch()
-
-    for series_id, (values, history_end) in series.items():
-        try:
-            forecast = forecast_series(series_id, values, history_end, horizon, as_of, settings)
-        except ForecastError as exc:
-            logger.error("forecast series %s failed: %s", series_id, exc)
-            batch.failures[series_id] = exc
-            continue
-        batch.forecasts[series_id] = forecast
-
-    logger.info(
-        "forecast %d series in %.2f s: %d with the fallback model, %d failed",
-        len(series),
-        timer.perf_counter() - started,
-        batch.fallback_count,
-        len(batch.failures),
-    )
-    return batch
-
-
-def path_seed(seed: int, series_id: str) -> np.random.SeedSequence:
-    """Return the sample-path seed of one series: the settings seed combined with the series id.
-
-    The id is hashed with BLAKE2b because Python's ``hash`` of a string changes between processes.
-    """
-    digest = hashlib.blake2b(series_id.encode("utf-8"), digest_size=8).digest()
-    return np.random.SeedSequence([seed % 2**64, int.from_bytes(digest, "big")])
-
-
-def _validated_history(
-    series_id: str, values: np.ndarray, history_end: date, horizon: int, as_of: datetime
-) -> np.ndarray:
-    y = np.asarray(values, dtype=np.float64)
-    if y.ndim != 1 or len(y) == 0:
-        raise ForecastError(
-            f"series {series_id!r}: values must be a non-empty 1-D array of daily spend, "
-            f"got shape {y.shape}"
-        )
-
-    invalid = np.flatnonzero(~np.isfinite(y))
-    if invalid.size:
-        index = int(invalid[0])
-        day = history_end - timedelta(days=len(y) - 1 - index)
-        raise ForecastError(
-            f"series {series_id!r}: value {y[index]} on {day} (index {index}) is not a finite "
-            "number; fill days without cost data with 0 before forecasting"
-        )
-
-    if horizon < 1:
-        raise ForecastError(f"series {series_id!r}: horizon must be at least 1 day, got {horizon}")
-
-    if as_of.tzinfo is None:
-        raise ForecastError(
-            f"series {series_id!r}: as_of {as_of.isoformat()} has no time zone; pass a UTC datetime"
-        )
-    end_of_history = datetime.combine(history_end + timedelta(days=1), time(), UTC)
-    if as_of < end_of_history:
-        last_complete = as_of.astimezone(UTC).date() - timedelta(days=1)
-        raise ForecastError(
-            f"series {series_id!r}: history_end {history_end} is not a complete UTC day at as_of "
-            f"{as_of.isoformat()}; end the history on {last_complete} or earlier"
-        )
-    return y
-
-
 def _fit_and_predict(
     series_id: str,
     y: np.ndarray,
@@ -183,7 +207,7 @@ def _fit_and_predict(
     model: str,
     fallback: str,
 ) -> tuple[ForecastModel, Prediction, str | None]:
-    """Fit the primary model, or the fallback when the history is short or the primary fails."""
+    """Fit the named model, or the fallback when the history is short or the model fails."""
     if len(y) < settings.min_history_days:
         reason = (
             f"history has {len(y)} complete days, fewer than min_history_days="

@@ -13,16 +13,18 @@ import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from importlib.metadata import version as package_version
 from statistics import NormalDist
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar
 
 import numpy as np
-import statsforecast
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from statsforecast.models import AutoETS
 
 import costwarden
 from costwarden.errors import ConfigError, ForecastError
+
+if TYPE_CHECKING:
+    from statsforecast.models import AutoETS
 
 logger = logging.getLogger(__name__)
 
@@ -73,10 +75,13 @@ class ModelSpec:
 
     name: str
     settings_class: type[BaseModel]
-    factory: Callable[[Any], ForecastModel]
+    factory: Callable[[Any], Any]
 
 
-class ModelRegistry:
+ModelT = TypeVar("ModelT")
+
+
+class ModelRegistry(Generic[ModelT]):
     """Forecast models by registry name."""
 
     def __init__(self) -> None:
@@ -105,17 +110,18 @@ class ModelRegistry:
             valid = ", ".join(self.names())
             raise ConfigError(f"unknown forecast model {name!r}; valid names: {valid}") from None
 
-    def create(self, name: str, options: Mapping[str, Any] | None = None) -> ForecastModel:
+    def create(self, name: str, options: Mapping[str, Any] | None = None) -> ModelT:
         """Build an unfitted model; ``options`` are validated by the model's settings class."""
         spec = self.spec(name)
         try:
             settings = spec.settings_class(**(options or {}))
         except ValidationError as exc:
             raise ConfigError(f"invalid options for forecast model {name!r}: {exc}") from exc
-        return spec.factory(settings)
+        model: ModelT = spec.factory(settings)
+        return model
 
 
-MODELS = ModelRegistry()
+MODELS: ModelRegistry[ForecastModel] = ModelRegistry()
 
 
 def _optional_float(value: float) -> float | None:
@@ -143,13 +149,17 @@ class AutoETSModel:
     """statsforecast's AutoETS: ETS components and parameters chosen by AICc, native intervals."""
 
     alias = "AutoETS"
-    version = f"statsforecast {statsforecast.__version__}"
+    version = f"statsforecast {package_version('statsforecast')}"
 
     def __init__(self, settings: AutoETSSettings) -> None:
         self.settings = settings
         self.model_: AutoETS | None = None
 
     def fit(self, y: np.ndarray) -> Self:
+        # Imported here: statsforecast takes about a second to import, and only this
+        # reference model needs it.
+        from statsforecast.models import AutoETS
+
         model = AutoETS(
             season_length=self.settings.season_length,
             model=self.settings.model,

@@ -1,0 +1,74 @@
+"""Options of the batched forecaster: candidates, holdout, change points, month end, calibration."""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DEFAULT_CANDIDATES = ("ets", "theta", "ensemble", "seasonal-naive")
+"""Candidates in order of preference: ETS is kept unless another is clearly better."""
+
+
+class BatchOptions(BaseModel):
+    """Options of ``forecast_batch``: model choice, history adjustments and calibration."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    candidates: tuple[str, ...] = Field(
+        DEFAULT_CANDIDATES,
+        min_length=1,
+        description="Registry names of the batched models compared on the holdout. On equal "
+        "scores the earlier name wins.",
+    )
+    selection_margin: float = Field(
+        0.1,
+        ge=0.0,
+        lt=1.0,
+        description="The first candidate is kept unless another one's holdout MASE is lower by "
+        "more than this share of its own.",
+    )
+    model_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Options per model name, for its settings class."
+    )
+    holdout_days: int = Field(
+        14,
+        ge=7,
+        description="Days held out per fold to score the candidates; series shorter than four "
+        "times this hold out a quarter of their days, at least 7.",
+    )
+    holdout_folds: int = Field(
+        2,
+        ge=1,
+        description="Rolling origins, each holding out the holdout days before the previous "
+        "one. More folds make the choice and the calibration steadier and cost one fit each.",
+    )
+    calibrate: bool = Field(
+        True,
+        description="Replace the models' Gaussian intervals with empirical quantiles of past "
+        "forecast errors.",
+    )
+    change_points: bool = Field(True, description="Detect a lasting level shift per series.")
+    change_point_threshold: float = Field(
+        7.0, gt=0, description="Smallest level shift detected, in units of the noise scale."
+    )
+    change_point_min_relative: float = Field(
+        0.1, ge=0, description="Smallest level shift detected, as a share of the typical level."
+    )
+    change_point_min_days: int = Field(
+        28,
+        ge=14,
+        description="Days after a shift needed to fit on them alone; with fewer, the earlier "
+        "history is moved to the new level instead.",
+    )
+    month_end: bool = Field(True, description="Estimate a spend effect on the last days of months.")
+    month_end_days: int = Field(3, ge=1, le=7, description="Last days of a month with an effect.")
+    month_end_min_months: int = Field(
+        3, ge=2, description="Month ends in the history needed to estimate the effect."
+    )
+
+    @model_validator(mode="after")
+    def _check_candidates(self) -> Self:
+        if len(set(self.candidates)) != len(self.candidates):
+            raise ValueError(f"candidates must not repeat a name, got {list(self.candidates)}")
+        return self
