@@ -3,6 +3,7 @@ import gzip
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -11,10 +12,11 @@ import pytest
 from sqlalchemy import func, select
 
 from costwarden.config import FocusSettings
-from costwarden.domain.cost import quantize_money
+from costwarden.domain.cost import CostRecord, quantize_money
 from costwarden.errors import FocusFormatError
-from costwarden.sources.focus import ingest_focus
-from costwarden.store import Store
+from costwarden.sources import focus_reader
+from costwarden.sources.focus import ingest_focus, ingest_focus_files
+from costwarden.store import Store, upsert_facts
 from costwarden.store.tables import CostFact, IngestBatch
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "focus"
@@ -151,6 +153,26 @@ def test_cost_column_selects_amount(store, column):
     assert abs(stored - expected) <= ROUNDING_SLACK * 1000
     assert quantize_money(stored) == quantize_money(expected)
     assert quantize_money(stored) != quantize_money(_column_sum(SAMPLE, "EffectiveCost"))
+
+
+def test_contracted_cost_column(store):
+    report = ingest_focus(store, KUBERNETES, FocusSettings(cost_column="ContractedCost"))
+
+    expected = _column_sum(KUBERNETES, "ContractedCost")
+    assert report.cost_column == "ContractedCost"
+    assert _stored_total(store) == expected
+    assert report.totals == {"USD": expected}
+    assert expected != _column_sum(KUBERNETES, "EffectiveCost")
+
+
+def test_contracted_cost_null_in_sample(sqlite_store):
+    with pytest.raises(FocusFormatError) as caught:
+        ingest_focus(sqlite_store, SAMPLE, FocusSettings(cost_column="ContractedCost"))
+
+    assert caught.value.line == 927
+    assert caught.value.column == "ContractedCost"
+    assert "the cost is empty" in str(caught.value)
+    assert _fact_count(sqlite_store) == 0
 
 
 def test_switching_cost_column_updates_facts(sqlite_store):
@@ -422,6 +444,17 @@ def test_repeated_warnings_are_summarised(sqlite_store, tmp_path):
     assert report.warnings[5].endswith("(not listed)")
 
 
+def test_one_unlisted_warning_is_singular(sqlite_store, tmp_path):
+    path = _one_row_variants(tmp_path, [{"EffectiveCost": f"-{n}.00"} for n in range(1, 7)])
+
+    report = ingest_focus(sqlite_store, path, FocusSettings())
+
+    assert report.warning_count == 6
+    assert report.warnings[5] == (
+        "1 more row with a negative cost outside credits, adjustments and corrections (not listed)"
+    )
+
+
 # Fatal errors: nothing from the file is committed.
 
 
@@ -473,6 +506,27 @@ def test_missing_column_rolls_back(store, tmp_path):
     assert caught.value.line == 1
     assert "missing required FOCUS column(s) BillingCurrency;" in str(caught.value)
     assert _fact_count(store) == 7
+
+
+@pytest.mark.parametrize(
+    ("rename", "column", "message"),
+    [
+        ({"BillingCurrency": "Currency"}, "BillingCurrency", "missing required FOCUS column"),
+        ({"ListCost": "EffectiveCost"}, "EffectiveCost", "the column appears twice"),
+    ],
+)
+def test_header_error_after_blank_lines(sqlite_store, tmp_path, rename, column, message):
+    header, rows = _read(KUBERNETES)
+    header = [rename.get(name, name) for name in header]
+    path = _write(tmp_path / "late_header.csv", header, rows)
+    path.write_text("\n\n" + path.read_text())
+
+    with pytest.raises(FocusFormatError) as caught:
+        ingest_focus(sqlite_store, path, FocusSettings())
+
+    assert caught.value.line == 3
+    assert caught.value.column == column
+    assert message in str(caught.value)
 
 
 def test_missing_selected_cost_column(sqlite_store, tmp_path):
@@ -536,6 +590,298 @@ def test_malformed_file(sqlite_store, tmp_path, content, line, message):
     assert _fact_count(sqlite_store) == 0
 
 
+def _latin1_copy(tmp_path: Path, line: int, newline: str = "\n") -> tuple[Path, int]:
+    """Write the enlarged sample with one Latin-1 byte on ``line``; return the path and offset.
+
+    The file is over 2 MB, so the bad byte lies beyond the first block that the decoder reads.
+    """
+    header, rows = _enlarged_sample(tmp_path)
+    rows[line - 2][header.index("ChargeDescription")] = "caf\u00e9"
+    text = _write(tmp_path / "utf8.csv", header, rows).read_text(encoding="utf-8")
+    data = newline.join(text.split("\r\n")).encode("latin-1")
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(data)
+    return path, data.index(b"\xe9")
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_not_utf8_names_line_and_offset(sqlite_store, tmp_path, newline):
+    path, offset = _latin1_copy(tmp_path, 2500, newline)
+
+    with pytest.raises(FocusFormatError) as caught:
+        ingest_focus(sqlite_store, path, FocusSettings())
+
+    assert caught.value.line == 2500
+    assert f"byte 0xE9 at byte offset {offset} " in str(caught.value)
+    assert "re-export the file as UTF-8" in str(caught.value)
+    assert _fact_count(sqlite_store) == 0
+
+
+def test_not_utf8_in_gzip(sqlite_store, tmp_path):
+    path, offset = _latin1_copy(tmp_path, 1500)
+    compressed = tmp_path / "latin1.csv.gz"
+    compressed.write_bytes(gzip.compress(path.read_bytes()))
+
+    with pytest.raises(FocusFormatError) as caught:
+        ingest_focus(sqlite_store, compressed, FocusSettings())
+
+    assert caught.value.line == 1500
+    assert f"byte offset {offset} " in str(caught.value)
+
+
+def test_not_utf8_after_split_characters(sqlite_store, tmp_path, monkeypatch):
+    """Characters cut by the scan's block boundaries are valid, and the lone 0xFF byte is not."""
+    monkeypatch.setattr(focus_reader, "UTF8_SCAN_BYTES", 5)
+    header, rows = _read(KUBERNETES)
+    rows[0][header.index("ChargeDescription")] = "\u20ac \u00e9 \U0001f600 " * 20
+    rows[3][header.index("ChargeDescription")] = "\x00"
+    data = _write(tmp_path / "mixed.csv", header, rows).read_bytes().replace(b"\x00", b"\xff")
+    path = tmp_path / "mixed_bad.csv"
+    path.write_bytes(data)
+    offset = data.index(b"\xff")
+
+    with pytest.raises(FocusFormatError) as caught:
+        ingest_focus(sqlite_store, path, FocusSettings())
+
+    assert caught.value.line == 5
+    assert f"byte 0xFF at byte offset {offset} " in str(caught.value)
+
+
 def test_missing_file(sqlite_store, tmp_path):
     with pytest.raises(FocusFormatError, match="file not found"):
         ingest_focus(sqlite_store, tmp_path / "absent.csv", FocusSettings())
+
+
+# Restated exports.
+
+
+def _restate(
+    tmp_path: Path, name: str, rows: list[list[str]], header: list[str], change_if: Any
+) -> Path:
+    """Write ``rows`` with one cent added to EffectiveCost wherever ``change_if(row)`` holds."""
+    index = header.index("EffectiveCost")
+    out = []
+    for row in rows:
+        changed = list(row)
+        if change_if(dict(zip(header, row, strict=True))):
+            changed[index] = str(Decimal(row[index]) + Decimal("0.01"))
+        out.append(changed)
+    return _write(tmp_path / name, header, out)
+
+
+def _day(row: dict[str, str]) -> str:
+    return row["ChargePeriodStart"][:10]
+
+
+def _fact_state(store: Store) -> set[tuple[str, Decimal, str]]:
+    return {(fact.fact_key, fact.amount, fact.batch_id) for fact in _facts(store)}
+
+
+def test_replace_keeps_only_restated_rows(store, tmp_path):
+    ingest_focus(store, SAMPLE, FocusSettings())
+    header, rows = _read(SAMPLE)
+    kept_rows = rows[:-1]
+    path = _restate(
+        tmp_path, "restated.csv", kept_rows, header, lambda row: _day(row) <= "2024-09-10"
+    )
+    start = header.index("ChargePeriodStart")
+    changed = sum(1 for row in kept_rows if row[start][:10] <= "2024-09-10")
+
+    report = ingest_focus(store, path, FocusSettings(), replace=True)
+
+    assert report.replace is True
+    assert report.replaced == changed + 1, "the changed rows and the dropped last row"
+    assert report.inserted == changed
+    assert report.unchanged == 999 - changed
+    assert _fact_count(store) == 999
+    assert _stored_total(store) == report.totals["USD"]
+    assert quantize_money(_stored_total(store)) == quantize_money(
+        _column_sum(path, "EffectiveCost")
+    )
+    assert not any("restated" in warning for warning in report.warnings)
+
+
+def test_replace_with_same_file_deletes_nothing(sqlite_store):
+    ingest_focus(sqlite_store, SAMPLE, FocusSettings())
+    before = _fact_state(sqlite_store)
+
+    report = ingest_focus(sqlite_store, SAMPLE, FocusSettings(), replace=True)
+
+    assert report.replaced == 0
+    assert report.unchanged == 1000
+    assert _fact_state(sqlite_store) == before
+
+
+def test_restated_without_replace_warns(store, tmp_path):
+    ingest_focus(store, SAMPLE, FocusSettings())
+    header, rows = _read(SAMPLE)
+    path = _restate(tmp_path, "restated.csv", rows, header, lambda row: _day(row) <= "2024-09-20")
+    start = header.index("ChargePeriodStart")
+    changed = sum(1 for row in rows if row[start][:10] <= "2024-09-20")
+
+    report = ingest_focus(store, path, FocusSettings())
+
+    assert changed > 500
+    assert report.replaced == 0
+    assert report.warnings[0] == (
+        f"the export looks restated: {changed} of its 1000 rows on the 30 charge days from "
+        "2024-09-01 to 2024-09-30 have new fingerprints, although 1000 facts of the same "
+        "providers and sub-accounts were already stored on those days. Corrected rows are now "
+        "counted next to the rows they correct, so ingest the file again with --replace to keep "
+        "only this export's rows for its providers, sub-accounts and charge days"
+    )
+    assert _fact_count(store) == 1000 + changed
+
+    again = ingest_focus(store, path, FocusSettings(), replace=True)
+
+    assert again.replaced == changed
+    assert _fact_count(store) == 1000
+    assert quantize_money(_stored_total(store)) == quantize_money(
+        _column_sum(path, "EffectiveCost")
+    )
+
+
+def test_minor_restatement_not_warned(sqlite_store, tmp_path):
+    ingest_focus(sqlite_store, SAMPLE, FocusSettings())
+    header, rows = _read(SAMPLE)
+    path = _restate(tmp_path, "restated.csv", rows, header, lambda row: _day(row) <= "2024-09-05")
+
+    report = ingest_focus(sqlite_store, path, FocusSettings())
+
+    assert 0 < report.inserted < 500
+    assert not any("restated" in warning for warning in report.warnings)
+
+
+def test_export_parts_not_taken_for_restatement(sqlite_store, tmp_path):
+    header, rows = _read(SAMPLE)
+    first = _write(tmp_path / "part-0.csv", header, rows[0::2])
+    second = _write(tmp_path / "part-1.csv", header, rows[1::2])
+
+    reports = list(ingest_focus_files(sqlite_store, [first, second], FocusSettings()))
+
+    assert [report.inserted for report in reports] == [500, 500]
+    assert not any("restated" in warning for report in reports for warning in report.warnings)
+
+
+def _palette_fact(store: Store, day: date) -> None:
+    record = CostRecord(
+        source="palette",
+        grain="namespace",
+        period_start=datetime(day.year, day.month, day.day, tzinfo=UTC),
+        period_end=datetime(day.year, day.month, day.day, 23, tzinfo=UTC),
+        amount=Decimal("3.00"),
+        currency="USD",
+        cloud="aws",
+        account_id="11353890204",
+        cluster_uid="c-1",
+        namespace="web",
+    )
+    with store.transaction() as session:
+        upsert_facts(session, [record], "palette-batch")
+
+
+def test_replace_leaves_other_scopes(store, tmp_path):
+    ingest_focus(store, SAMPLE, FocusSettings())
+    ingest_focus(store, KUBERNETES, FocusSettings())
+    _palette_fact(store, date(2024, 9, 15))
+    header, rows = _read(SAMPLE)
+    named = [dict(zip(header, row, strict=True)) for row in rows]
+
+    def restated(row: dict[str, str]) -> bool:
+        return row["SubAccountId"] == "11353890204" and "2024-09-10" <= _day(row) <= "2024-09-20"
+
+    subset = [row for row, cells in zip(rows, named, strict=True) if restated(cells)]
+    path = _restate(tmp_path, "account.csv", subset, header, lambda row: True)
+    before = {(fact.fact_key, fact.amount) for fact in _facts(store)}
+
+    report = ingest_focus(store, path, FocusSettings(), replace=True)
+
+    after = {(fact.fact_key, fact.amount) for fact in _facts(store)}
+    removed = before - after
+    assert report.window_start == date(2024, 9, 10)
+    assert report.window_end == date(2024, 9, 20)
+    assert report.replaced == len(subset)
+    assert len(removed) == len(subset)
+    assert report.inserted == len(subset)
+    facts = _facts(store)
+    assert len(facts) == 1000 + 7 + 1
+    outside = [fact for fact in facts if fact.batch_id != report.batch_id]
+    assert sum(1 for fact in outside if fact.source == "palette") == 1
+    assert sum(1 for fact in outside if fact.day.year == 2026) == 7, "the FOCUS 1.2 facts"
+    same_account = [
+        fact for fact in outside if fact.source == "focus" and fact.account_id == "11353890204"
+    ]
+    expected_outside = sum(
+        1 for cells in named if cells["SubAccountId"] == "11353890204" and not restated(cells)
+    )
+    assert len(same_account) == expected_outside
+    assert all(not date(2024, 9, 10) <= fact.day <= date(2024, 9, 20) for fact in same_account)
+
+
+def test_replace_null_account_is_own_value(sqlite_store, tmp_path):
+    header, rows = _read(KUBERNETES)
+    account = header.index("SubAccountId")
+    resource = header.index("ResourceId")
+    no_account = []
+    for row in rows:
+        copy = list(row)
+        copy[account] = ""
+        copy[resource] = f"{row[resource]}-shared"
+        no_account.append(copy)
+    ingest_focus(sqlite_store, KUBERNETES, FocusSettings())
+    ingest_focus(sqlite_store, _write(tmp_path / "shared.csv", header, no_account), FocusSettings())
+    aws_shared = [row for row in no_account if row[header.index("ProviderName")] == "AWS"]
+    path = _restate(tmp_path, "shared_restated.csv", aws_shared, header, lambda row: True)
+
+    report = ingest_focus(sqlite_store, path, FocusSettings(), replace=True)
+
+    facts = _facts(sqlite_store)
+    assert report.replaced == len(aws_shared)
+    assert len(facts) == 14
+    assert sum(1 for fact in facts if fact.account_id == "444455556666") == len(aws_shared)
+    assert {fact.batch_id for fact in facts if fact.cloud == "aws" and fact.account_id is None} == {
+        report.batch_id
+    }
+
+
+def test_replace_error_deletes_nothing(store, tmp_path):
+    ingest_focus(store, SAMPLE, FocusSettings())
+    before = _fact_state(store)
+    header, rows = _read(SAMPLE)
+    rows[-1][header.index("EffectiveCost")] = "n/a"
+    path = _restate(tmp_path, "broken.csv", rows[:-1], header, lambda row: True)
+    with path.open("a", newline="") as stream:
+        csv.writer(stream).writerow(rows[-1])
+
+    with pytest.raises(FocusFormatError) as caught:
+        ingest_focus(store, path, FocusSettings(), replace=True)
+
+    assert caught.value.line == 1001
+    assert _fact_state(store) == before
+    assert len(_batches(store)) == 1
+
+
+def test_replace_parts_share_one_transaction(store, tmp_path):
+    ingest_focus(store, SAMPLE, FocusSettings())
+    before = _fact_state(store)
+    header, rows = _read(SAMPLE)
+    restated = _restate(tmp_path, "restated.csv", rows, header, lambda row: True)
+    _, restated_rows = _read(restated)
+    first = _write(tmp_path / "part-0.csv", header, restated_rows[0::2])
+    second = _write(tmp_path / "part-1.csv", header, restated_rows[1::2])
+    broken_rows = [list(row) for row in restated_rows[1::2]]
+    broken_rows[-1][header.index("ChargePeriodStart")] = "yesterday"
+    broken = _write(tmp_path / "part-1-broken.csv", header, broken_rows)
+
+    with pytest.raises(FocusFormatError):
+        list(ingest_focus_files(store, [first, broken], FocusSettings(), replace=True))
+
+    assert _fact_state(store) == before
+    reports = list(ingest_focus_files(store, [first, second], FocusSettings(), replace=True))
+
+    assert [report.inserted for report in reports] == [500, 500]
+    assert sum(report.replaced for report in reports) == 1000
+    assert _fact_count(store) == 1000
+    assert quantize_money(_stored_total(store)) == quantize_money(
+        _column_sum(restated, "EffectiveCost")
+    )

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from costwarden.cli.common import state, stdout
 from costwarden.domain.cost import quantize_money
-from costwarden.sources.focus import FocusIngestReport, ingest_focus
+from costwarden.sources.focus import FocusIngestReport, ingest_focus_files
 from costwarden.store import Store
 
 ingest_app = typer.Typer(help="Load cost data from files into the database.", no_args_is_help=True)
@@ -26,6 +26,7 @@ class CostColumn(StrEnum):
     EFFECTIVE = "EffectiveCost"
     BILLED = "BilledCost"
     LIST = "ListCost"
+    CONTRACTED = "ContractedCost"
 
 
 @ingest_app.command("focus")
@@ -48,24 +49,36 @@ def focus(
             "(EffectiveCost).",
         ),
     ] = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="Treat the files as one restated export, written in one transaction: delete the "
+            "stored FOCUS facts of its providers, sub-accounts and first to last charge day that "
+            "none of its rows match.",
+        ),
+    ] = False,
     as_json: Annotated[
         bool,
         typer.Option(
-            "--json", help="Print one JSON object per file, one per line; logs go to stderr."
+            "--json",
+            help="Print one JSON object per file, one per line; logs go to stderr. totals are "
+            "numbers rounded to cents per currency, and totals_exact the exact sums as decimal "
+            "strings.",
         ),
     ] = False,
 ) -> None:
     """Ingest FOCUS billing exports in the order given, one transaction per file.
 
     A broken file stops the command with exit code 3 and nothing from it is stored.
-    Files before it stay committed.
+    Files before it stay committed. With --replace all files share one transaction,
+    so a broken file stores and deletes nothing.
     """
     column = cost_column.value if cost_column else None
     settings = state(ctx).settings(focus__cost_column=column)
     store = Store.open(settings.database_url)
     try:
-        for path in files:
-            report = ingest_focus(store, path, settings.focus)
+        for report in ingest_focus_files(store, files, settings.focus, replace=replace):
             if as_json:
                 typer.echo(json.dumps(report_json(report)))
             else:
@@ -75,7 +88,12 @@ def focus(
 
 
 def report_json(report: FocusIngestReport) -> dict[str, Any]:
-    """Return the JSON form of one file's report; amounts are exact decimal strings."""
+    """Return the JSON form of one file's report.
+
+    ``totals`` are numbers rounded to cents, as money is everywhere else in costwarden's JSON.
+    ``totals_exact`` keeps the stored sums as decimal strings, to reconcile with the export.
+    """
+    totals = _sorted_totals(report)
     return {
         "source": report.source,
         "file": report.origin,
@@ -88,7 +106,10 @@ def report_json(report: FocusIngestReport) -> dict[str, Any]:
         "duplicates": report.duplicates,
         "window_start": report.window_start.isoformat() if report.window_start else None,
         "window_end": report.window_end.isoformat() if report.window_end else None,
-        "totals": {currency: format(total, "f") for currency, total in _sorted_totals(report)},
+        "totals": {currency: float(quantize_money(total)) for currency, total in totals},
+        "totals_exact": {currency: format(total, "f") for currency, total in totals},
+        "replace": report.replace,
+        "replaced": report.replaced,
         "warning_count": report.warning_count,
         "warnings": list(report.warnings),
     }
@@ -110,7 +131,11 @@ def print_summary(report: FocusIngestReport) -> None:
         ("inserted", f"{report.inserted:,}"),
         ("updated", f"{report.updated:,}"),
         ("unchanged", f"{report.unchanged:,}"),
-        ("duplicates skipped", f"{report.duplicates:,}"),
+        ("duplicate rows skipped", f"{report.duplicates:,}"),
+    ]
+    if report.replace:
+        rows.append(("stored facts replaced", f"{report.replaced:,}"))
+    rows += [
         ("charge days", window),
         (f"total {report.cost_column}", totals or "-"),
         ("warnings", f"{report.warning_count:,}"),

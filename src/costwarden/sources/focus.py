@@ -1,10 +1,9 @@
 """Ingestion of FOCUS billing exports (FinOps Open Cost and Usage Specification 1.0, 1.1 and 1.2).
 
-The export is read as a stream: CSV, plain or gzip-compressed, goes through the ``csv`` module so
-that every message carries a physical line number, and Parquet is read batch by batch with
-pyarrow. Each row becomes one resource-grain ``CostRecord``. One file is written in one transaction
-together with its ``IngestBatch`` row, so a fatal error anywhere in the file leaves the database as
-it was.
+The export is read as a stream (``focus_reader``): CSV, plain or gzip-compressed, with physical
+line numbers, or Parquet batch by batch. Each row becomes one resource-grain ``CostRecord``. One
+file is written in one transaction together with its ``IngestBatch`` row, so a fatal error
+anywhere in the file leaves the database as it was.
 
 FOCUS rows have no identity of their own, so a record's fingerprint is the SHA-256 of the whole
 row: every column, sorted by name, with each value normalised by its FOCUS type (decimals, UTC
@@ -13,37 +12,49 @@ a CSV export gives the same fingerprints as long as the conversion keeps the val
 the same fingerprint are taken as one charge exported twice: the first is kept and the repeat is
 reported.
 
-NOTE: a provider that restates a row (a corrected cost) produces a new fingerprint, so the corrected
-row is stored next to the old fact instead of replacing it.
+A provider that restates a month-to-date export (a corrected cost) gives the corrected rows new
+fingerprints. A plain ingest stores them next to the old facts and warns when the export looks
+restated. With ``replace=True`` the files are one export written in one transaction, and the
+stored FOCUS facts of the export's providers, sub-accounts and charge days that the export no
+longer contains are deleted (see ``focus_restatement``).
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
-import hashlib
-import json
 import logging
 import time
 import uuid
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import Any, NamedTuple
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pycountry
 from sqlalchemy import String
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from costwarden.config import FocusSettings
 from costwarden.domain.cost import CostRecord, IngestReport
 from costwarden.errors import FocusFormatError, StoreError
+from costwarden.sources.focus_reader import (
+    Export,
+    Invalid,
+    fingerprint,
+    open_export,
+    parser_for,
+    shorten,
+    tag_text,
+)
+from costwarden.sources.focus_restatement import (
+    ExportScope,
+    delete_superseded,
+    high_water_mark,
+    measure_overlap,
+)
 from costwarden.store import Store, UpsertCounts, upsert_facts
 from costwarden.store.tables import CostFact, IngestBatch
 
@@ -68,17 +79,6 @@ FOCUS_COLUMNS = frozenset({
     "SubAccountType", "Tags",
 })
 """Every column that FOCUS 1.0, 1.1 or 1.2 defines; 1.1 and 1.2 only added columns."""
-
-DECIMAL_COLUMNS = frozenset({
-    "BilledCost", "CommitmentDiscountQuantity", "ConsumedQuantity", "ContractedCost",
-    "ContractedUnitPrice", "EffectiveCost", "ListCost", "ListUnitPrice",
-    "PricingCurrencyContractedUnitPrice", "PricingCurrencyEffectiveCost",
-    "PricingCurrencyListUnitPrice", "PricingQuantity",
-})
-DATETIME_COLUMNS = frozenset(
-    {"BillingPeriodEnd", "BillingPeriodStart", "ChargePeriodEnd", "ChargePeriodStart"}
-)
-KEY_VALUE_COLUMNS = frozenset({"SkuPriceDetails", "Tags"})
 
 REQUIRED_COLUMNS = (
     "ChargePeriodStart", "ChargePeriodEnd", "BillingCurrency", "ProviderName", "ServiceName"
@@ -115,10 +115,6 @@ ISO_4217_CODES = frozenset(currency.alpha_3 for currency in pycountry.currencies
 MAX_EXAMPLES_PER_KIND = 5
 """Warnings listed one by one per kind; the rest of that kind is summarised with a count."""
 
-PARQUET_BATCH_ROWS = 10_000
-PARQUET_MAGIC = b"PAR1"
-GZIP_MAGIC = b"\x1f\x8b"
-
 _AMOUNT_SCALE = CostFact.__table__.c.amount.type.impl.scale
 _AMOUNT_STEP = Decimal(1).scaleb(-_AMOUNT_SCALE)
 """Amounts are rounded to the scale of the store's Money column (NUMERIC(24, 10) on PostgreSQL),
@@ -141,304 +137,98 @@ class FocusIngestReport(IngestReport):
     """The outcome of ingesting one FOCUS export.
 
     ``window_start`` and ``window_end`` are the first and last UTC day on which a kept row's charge
-    period starts. ``warnings`` lists at most ``MAX_EXAMPLES_PER_KIND`` messages per kind plus a
-    summary line for the rest, while ``warning_count`` counts every warning. ``totals`` sums the
-    stored amounts per currency.
+    period starts. ``warnings`` covers rows kept despite breaking a rule, skipped duplicate rows,
+    columns outside FOCUS and an export that looks restated. It lists at most
+    ``MAX_EXAMPLES_PER_KIND`` messages per kind plus a summary line for the rest, while
+    ``warning_count`` counts every warning. ``totals`` sums the stored amounts per currency.
+    ``replaced`` counts the stored facts that a replacing ingest deleted for this file.
     """
 
     cost_column: str = "EffectiveCost"
     duplicates: int = 0
     warning_count: int = 0
     totals: dict[str, Decimal] = field(default_factory=dict)
+    replace: bool = False
+    replaced: int = 0
 
 
-class _Invalid(NamedTuple):
-    """A cell whose text does not parse as its column's FOCUS type."""
+class _Summary(NamedTuple):
+    """The singular and plural phrase that sums up the unlisted warnings of one kind."""
 
-    text: str
+    singular: str
+    plural: str
 
 
-@dataclass
-class _Export:
-    """An open export: its column names and a stream of ``(line or row number, values)``."""
-
-    path: Path
-    columns: list[str]
-    rows: Iterator[tuple[int, list[Any]]]
-    is_parquet: bool
-
-    def location(self, number: int) -> dict[str, int]:
-        """Return the keyword that places an error: ``line`` for CSV, ``row`` for Parquet."""
-        return {"row": number} if self.is_parquet else {"line": number}
-
-    def label(self, number: int | None) -> str:
-        if number is None:
-            return "schema"
-        return f"row {number}" if self.is_parquet else f"line {number}"
+_WARNING_KINDS = {
+    "column": _Summary("column outside FOCUS", "columns outside FOCUS"),
+    "offset": _Summary(
+        "date-time with a UTC offset other than zero, converted to UTC",
+        "date-times with a UTC offset other than zero, converted to UTC",
+    ),
+    "currency": _Summary(
+        "row with a currency code outside ISO 4217", "rows with a currency code outside ISO 4217"
+    ),
+    "currency-case": _Summary(
+        "row with a lower-case currency code", "rows with a lower-case currency code"
+    ),
+    "tags": _Summary(
+        "row whose Tags is not a JSON object, kept without tags",
+        "rows whose Tags is not a JSON object, kept without tags",
+    ),
+    "period": _Summary(
+        "row whose ChargePeriodEnd is not after ChargePeriodStart",
+        "rows whose ChargePeriodEnd is not after ChargePeriodStart",
+    ),
+    "negative": _Summary(
+        "row with a negative cost outside credits, adjustments and corrections",
+        "rows with a negative cost outside credits, adjustments and corrections",
+    ),
+    "length": _Summary(
+        "value cut to the length of its database column",
+        "values cut to the length of their database column",
+    ),
+    "duplicate": _Summary(
+        "row that repeats an earlier row exactly, skipped",
+        "rows that repeat an earlier row exactly, skipped",
+    ),
+}
 
 
 class _WarningLog:
-    """Rows kept despite breaking a rule, with a few examples per kind and a full count."""
+    """Warnings about one export, with a few examples per kind and a full count.
 
-    def __init__(self, export: _Export) -> None:
+    Row and column warnings carry their line or row. Warnings about the whole file come first.
+    """
+
+    def __init__(self, export: Export) -> None:
         self._export = export
+        self._file_messages: list[str] = []
         self._examples: dict[str, list[str]] = {}
         self._counts: dict[str, int] = {}
-        self._summaries: dict[str, str] = {}
         self.count = 0
 
-    def add(self, kind: str, number: int | None, message: str, summary: str) -> None:
-        """Record one warning; ``summary`` describes the kind in the line that sums up repeats."""
+    def add(self, kind: str, number: int | None, message: str) -> None:
+        """Record one warning of a kind from ``_WARNING_KINDS`` at a line, row or the schema."""
         self.count += 1
         self._counts[kind] = self._counts.get(kind, 0) + 1
-        self._summaries.setdefault(kind, summary)
         examples = self._examples.setdefault(kind, [])
         if len(examples) < MAX_EXAMPLES_PER_KIND:
             examples.append(f"{self._export.label(number)}: {message}")
 
+    def add_file_warning(self, message: str) -> None:
+        self.count += 1
+        self._file_messages.append(message)
+
     def render(self) -> tuple[str, ...]:
-        lines: list[str] = []
+        lines = list(self._file_messages)
         for kind, examples in self._examples.items():
             lines.extend(examples)
             rest = self._counts[kind] - len(examples)
             if rest:
-                lines.append(f"{rest} more {self._summaries[kind]} (not listed)")
+                summary = _WARNING_KINDS[kind]
+                phrase = summary.singular if rest == 1 else summary.plural
+                lines.append(f"{rest} more {phrase} (not listed)")
         return tuple(lines)
-
-
-# Reading -----------------------------------------------------------------------------------------
-
-
-@contextmanager
-def _open_export(path: Path) -> Iterator[_Export]:
-    """Open a CSV, gzip-compressed CSV or Parquet export, detected from the file's first bytes."""
-    try:
-        with path.open("rb") as raw:
-            magic = raw.read(4)
-    except FileNotFoundError as exc:
-        raise FocusFormatError(path, "file not found; check the path") from exc
-    except OSError as exc:
-        raise FocusFormatError(path, f"cannot read the file: {exc.strerror}") from exc
-
-    if magic == PARQUET_MAGIC:
-        yield _parquet_export(path)
-        return
-
-    opener = gzip.open if magic.startswith(GZIP_MAGIC) else open
-    # utf-8-sig drops the byte order mark that some exporters write before the header.
-    with opener(path, "rt", encoding="utf-8-sig", newline="") as stream:
-        yield _csv_export(path, stream)
-
-
-def _csv_export(path: Path, stream: IO[str]) -> _Export:
-    reader = csv.reader(stream)
-    header = next(_csv_records(path, reader), None)
-    if header is None:
-        raise FocusFormatError(path, "the file is empty; expected a header row of FOCUS columns")
-    columns = _clean_header(path, header[1], is_parquet=False)
-    return _Export(path, columns, _csv_rows(path, reader, len(columns)), is_parquet=False)
-
-
-def _csv_records(path: Path, reader: Any) -> Iterator[tuple[int, list[str]]]:
-    """Yield each non-blank CSV record with the line it starts on.
-
-    Read errors become ``FocusFormatError``.
-    """
-    while True:
-        first_line = reader.line_num + 1
-        try:
-            record = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise FocusFormatError(
-                path, f"malformed CSV ({exc}); check the quoting of this line", line=first_line
-            ) from exc
-        except UnicodeDecodeError as exc:
-            raise FocusFormatError(
-                path, "the text is not UTF-8; re-export the file as UTF-8", line=first_line
-            ) from exc
-        except (OSError, EOFError, zlib.error) as exc:
-            raise FocusFormatError(
-                path, f"reading the file failed ({exc}); compressed data may be corrupt or "
-                "truncated, so download the file again",
-                line=first_line,
-            ) from exc
-        if record:
-            yield first_line, record
-
-
-def _csv_rows(path: Path, reader: Any, width: int) -> Iterator[tuple[int, list[Any]]]:
-    for line, record in _csv_records(path, reader):
-        if len(record) != width:
-            raise FocusFormatError(
-                path,
-                f"the row has {len(record)} fields but the header has {width}; check for "
-                "unquoted commas or a cut-off line",
-                line=line,
-            )
-        yield line, record
-
-
-def _parquet_export(path: Path) -> _Export:
-    try:
-        parquet = pq.ParquetFile(path)
-    except (pa.ArrowException, OSError) as exc:
-        raise FocusFormatError(path, f"not a readable Parquet file ({exc})") from exc
-    columns = _clean_header(path, parquet.schema_arrow.names, is_parquet=True)
-    return _Export(path, columns, _parquet_rows(path, parquet), is_parquet=True)
-
-
-def _parquet_rows(path: Path, parquet: pq.ParquetFile) -> Iterator[tuple[int, list[Any]]]:
-    number = 0
-    try:
-        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
-            columns = [column.to_pylist() for column in batch.columns]
-            for values in zip(*columns, strict=True):
-                number += 1
-                yield number, list(values)
-    except (pa.ArrowException, OSError) as exc:
-        raise FocusFormatError(
-            path, f"cannot read the Parquet data ({exc}); the file may be truncated", row=number + 1
-        ) from exc
-
-
-def _clean_header(path: Path, names: list[str], *, is_parquet: bool) -> list[str]:
-    columns = [name.strip() for name in names]
-    seen: set[str] = set()
-    for name in columns:
-        if name in seen:
-            raise FocusFormatError(
-                path,
-                "the column appears twice in the header; remove or rename one of them",
-                column=name,
-                **({} if is_parquet else {"line": 1}),
-            )
-        seen.add(name)
-    return columns
-
-
-# Cell values ------------------------------------------------------------------------------------
-
-
-def _clean(raw: Any) -> Any:
-    """Strip text cells and turn empty strings and the literal NULL into None."""
-    if isinstance(raw, str):
-        text = raw.strip()
-        if not text or (len(text) == 4 and text.upper() == "NULL"):
-            return None
-        return text
-    return raw
-
-
-def _parse_decimal(raw: Any) -> Decimal | _Invalid | None:
-    value = _clean(raw)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
-        return _Invalid(str(value))
-    try:
-        number = Decimal(value) if isinstance(value, str | Decimal) else Decimal(str(value))
-    except InvalidOperation:
-        return _Invalid(str(value))
-    return number if number.is_finite() else _Invalid(str(value))
-
-
-def _parse_datetime(raw: Any) -> datetime | _Invalid | None:
-    """Parse ISO 8601 (``T`` or a space, with or without ``Z``); a time without offset is UTC."""
-    value = _clean(raw)
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        # pyarrow returns pandas Timestamps for nanosecond columns. The conversion drops the
-        # digits below a microsecond.
-        parsed = value.to_pydatetime(warn=False) if hasattr(value, "to_pydatetime") else value
-    elif isinstance(value, date):
-        parsed = datetime(value.year, value.month, value.day)
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            return _Invalid(value)
-    else:
-        return _Invalid(str(value))
-
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed
-
-
-def _parse_key_value(raw: Any) -> dict[str, Any] | _Invalid | None:
-    """Parse a FOCUS key-value cell: a JSON object in CSV, a map or a JSON string in Parquet."""
-    value = _clean(raw)
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        return value
-    if isinstance(value, list) and all(isinstance(pair, tuple) for pair in value):
-        return dict(value)
-    if not isinstance(value, str):
-        return _Invalid(str(value))
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        return _Invalid(value)
-    return parsed if isinstance(parsed, dict) else _Invalid(value)
-
-
-def _parse_text(raw: Any) -> str | None:
-    value = _clean(raw)
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    canonical = _canonical(_parse_decimal(value) if isinstance(value, float) else value)
-    return canonical if isinstance(canonical, str) else json.dumps(canonical, sort_keys=True)
-
-
-def _parser_for(column: str) -> Callable[[Any], Any]:
-    if column in DECIMAL_COLUMNS:
-        return _parse_decimal
-    if column in DATETIME_COLUMNS:
-        return _parse_datetime
-    if column in KEY_VALUE_COLUMNS:
-        return _parse_key_value
-    return _parse_text
-
-
-def _canonical(value: Any) -> Any:
-    """Return the JSON-ready form of a parsed cell that the row fingerprint hashes."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, _Invalid):
-        return value.text
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f") if value else "0"
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
-
-
-def _fingerprint(columns: list[str], cells: dict[str, Any]) -> bytes:
-    pairs = [[name, _canonical(cells[name])] for name in columns]
-    payload = json.dumps(
-        pairs, separators=(",", ":"), sort_keys=True, ensure_ascii=False, default=str
-    )
-    return hashlib.sha256(payload.encode()).digest()
-
-
-def _tag_text(value: Any) -> str:
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-
-
-def _shorten(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # Mapping ----------------------------------------------------------------------------------------
@@ -447,7 +237,7 @@ def _shorten(text: str, limit: int = 80) -> str:
 class _RowMapper:
     """Maps the parsed cells of one row to a ``CostRecord``, raising on fatal problems."""
 
-    def __init__(self, export: _Export, settings: FocusSettings, warnings: _WarningLog) -> None:
+    def __init__(self, export: Export, settings: FocusSettings, warnings: _WarningLog) -> None:
         self._export = export
         self._settings = settings
         self._warnings = warnings
@@ -499,7 +289,7 @@ class _RowMapper:
                 "ChargePeriodStart and ChargePeriodEnd on every row, so fix the row or re-export "
                 "the file"
             )
-        if isinstance(value, _Invalid):
+        if isinstance(value, Invalid):
             raise self._fail(
                 number, column, "not a date and time; expected ISO 8601 in UTC such as "
                 "2024-09-01T00:00:00Z or 2024-09-01 00:00:00", value.text
@@ -508,7 +298,6 @@ class _RowMapper:
             self._warnings.add(
                 "offset", number,
                 f"{column} {value.isoformat()} is not in UTC as FOCUS requires; converted to UTC",
-                "date-times with a UTC offset other than zero, converted to UTC",
             )
         return value.astimezone(UTC)
 
@@ -520,7 +309,7 @@ class _RowMapper:
                 number, column, "the cost is empty; FOCUS requires a cost on every row, so fix "
                 "the row or choose another cost column with --cost-column"
             )
-        if isinstance(value, _Invalid):
+        if isinstance(value, Invalid):
             raise self._fail(
                 number, column, "the cost is not a number; expected a decimal such as 12.34, "
                 "without thousands separators or a currency symbol", value.text
@@ -549,13 +338,11 @@ class _RowMapper:
             self._warnings.add(
                 "currency", number,
                 f"BillingCurrency {value} is not an ISO 4217 code; kept as {code}",
-                "rows with a currency code outside ISO 4217",
             )
         elif code != value:
             self._warnings.add(
                 "currency-case", number,
                 f"BillingCurrency {value} is not upper case; stored as {code}",
-                "rows with a lower-case currency code",
             )
         return code
 
@@ -563,14 +350,13 @@ class _RowMapper:
         value = cells.get("Tags")
         if value is None:
             return {}
-        if isinstance(value, _Invalid):
+        if isinstance(value, Invalid):
             self._warnings.add(
                 "tags", number, f"Tags is not a JSON object; the row is kept without tags: "
-                f"{_shorten(value.text)!r}",
-                "rows whose Tags is not a JSON object, kept without tags",
+                f"{shorten(value.text)!r}",
             )
             return {}
-        return {str(key): _tag_text(item) for key, item in value.items()}
+        return {str(key): tag_text(item) for key, item in value.items()}
 
     def _check_period(self, number: int, start: datetime, end: datetime) -> None:
         if end > start:
@@ -578,7 +364,6 @@ class _RowMapper:
         self._warnings.add(
             "period", number,
             f"ChargePeriodEnd {end.isoformat()} is not after ChargePeriodStart {start.isoformat()}",
-            "rows whose ChargePeriodEnd is not after ChargePeriodStart",
         )
 
     def _check_sign(self, number: int, cells: dict[str, Any], amount: Decimal) -> None:
@@ -595,7 +380,6 @@ class _RowMapper:
             "negative", number,
             f"{self._cost_column} {original} is negative on a {category or 'NULL'} charge that "
             "is not a credit, an adjustment or a correction; kept as is",
-            "rows with a negative cost outside credits, adjustments and corrections",
         )
 
     def _fit(self, number: int, name: str, column: str, value: str | None) -> str | None:
@@ -606,7 +390,6 @@ class _RowMapper:
         self._warnings.add(
             "length", number,
             f"{column} is {len(value)} characters; the first {limit} are stored as {name}",
-            "values cut to the length of their database column",
         )
         return value[:limit]
 
@@ -624,30 +407,36 @@ class _RowMapper:
 
 
 class _FileIngest:
-    """Turns the rows of one export into records and counts what the report needs."""
+    """Turns the rows of one export file into records and counts what the report needs."""
 
-    def __init__(self, export: _Export, settings: FocusSettings) -> None:
+    def __init__(self, export: Export, settings: FocusSettings) -> None:
         self.export = export
+        self.batch_id = str(uuid.uuid4())
+        self.started = datetime.now(UTC)
         self.warnings = _WarningLog(export)
         self.rows_read = 0
         self.duplicates = 0
         self.totals: dict[str, Decimal] = {}
-        self.first_day: date | None = None
-        self.last_day: date | None = None
+        self.scope = ExportScope()
+        self.rows_per_day: dict[date, int] = {}
+        self.counts = UpsertCounts()
+        self.replaced = 0
+        self.seconds = 0.0
         self._mapper = _RowMapper(export, settings, self.warnings)
-        # One digest per kept row stays in memory to find repeats, so memory grows with the file.
+        # One digest per kept row stays in memory to find repeats and, when replacing, the stored
+        # facts that the export still contains. Memory grows with the file.
         self._seen: dict[bytes, int] = {}
 
     def records(self) -> Iterator[CostRecord]:
         columns = self.export.columns
-        parsers = [_parser_for(name) for name in columns]
+        parsers = [parser_for(name) for name in columns]
         ordered = sorted(columns)
         for number, values in self.export.rows:
             self.rows_read += 1
             cells = {
                 name: parse(raw) for name, parse, raw in zip(columns, parsers, values, strict=True)
             }
-            digest = _fingerprint(ordered, cells)
+            digest = fingerprint(ordered, cells)
 
             first = self._seen.setdefault(digest, number)
             if first != number:
@@ -658,25 +447,32 @@ class _FileIngest:
             self._tally(record)
             yield record
 
+    def contains(self, fact_key: str) -> bool:
+        """Tell whether a stored fact key is the key of one of the rows read so far."""
+        prefix = f"{SOURCE}:"
+        if not fact_key.startswith(prefix):
+            return False
+        try:
+            return bytes.fromhex(fact_key[len(prefix) :]) in self._seen
+        except ValueError:
+            return False
+
     def _report_duplicate(self, number: int, first: int) -> None:
         self.duplicates += 1
         self.warnings.add(
             "duplicate", number,
             f"repeats {self.export.label(first)} exactly; the repeat was skipped as the same "
             "charge exported twice",
-            "rows that repeat an earlier row exactly, skipped",
         )
 
     def _tally(self, record: CostRecord) -> None:
         self.totals[record.currency] = self.totals.get(record.currency, Decimal(0)) + record.amount
         day = record.day
-        if self.first_day is None or day < self.first_day:
-            self.first_day = day
-        if self.last_day is None or day > self.last_day:
-            self.last_day = day
+        self.scope.add(record.cloud, record.account_id, day)
+        self.rows_per_day[day] = self.rows_per_day.get(day, 0) + 1
 
 
-def _check_columns(export: _Export, cost_column: str, warnings: _WarningLog) -> None:
+def _check_columns(export: Export, cost_column: str, warnings: _WarningLog) -> None:
     """Raise on a missing mandatory column and warn about columns that FOCUS does not define."""
     present = set(export.columns)
     missing = [name for name in (*REQUIRED_COLUMNS, cost_column) if name not in present]
@@ -693,97 +489,200 @@ def _check_columns(export: _Export, cost_column: str, warnings: _WarningLog) -> 
             f"missing required FOCUS column(s) {', '.join(missing)}{hint}; FOCUS 1.0 to 1.2 make "
             "them mandatory, so export the complete FOCUS dataset",
             column=missing[0],
-            **({} if export.is_parquet else {"line": 1}),
+            **export.header_location(),
         )
 
-    header = None if export.is_parquet else 1
+    header = export.header_line
     for name in export.columns:
         if name not in FOCUS_COLUMNS and not name.startswith(CUSTOM_COLUMN_PREFIX):
             warnings.add(
                 "column", header,
                 f"column {name!r} is not a FOCUS 1.0 to 1.2 column and lacks the x_ prefix of "
                 "custom columns; it only counts towards the row fingerprint",
-                "columns outside FOCUS",
             )
     for name in OPTIONAL_COLUMNS:
         if name not in present:
             logger.info("%s has no %s column; the field is empty for every row", export.path, name)
 
 
-def _write(store: Store, ingest: _FileIngest, batch_id: str, started: datetime) -> UpsertCounts:
-    """Upsert every record and the batch row in one transaction, rolled back on any error."""
-    origin = str(ingest.export.path)
+@contextmanager
+def _transaction(store: Store, origins: list[Path]) -> Iterator[Session]:
+    """Yield the session of one transaction, rolled back on any error.
+
+    A database error becomes a ``StoreError`` that names the files.
+    """
     try:
         with store.transaction() as session:
-            counts = upsert_facts(session, ingest.records(), batch_id)
-            session.add(
-                IngestBatch(
-                    id=batch_id,
-                    source=SOURCE,
-                    origin=origin,
-                    started_at=started,
-                    finished_at=datetime.now(UTC),
-                    rows_read=ingest.rows_read,
-                    facts_inserted=counts.inserted,
-                    facts_updated=counts.updated,
-                    facts_unchanged=counts.unchanged,
-                    warnings=list(ingest.warnings.render()),
-                )
-            )
+            yield session
     except SQLAlchemyError as exc:
+        names = ", ".join(str(origin) for origin in origins)
+        files = "the file" if len(origins) == 1 else "these files"
         raise StoreError(
-            f"writing {origin} to the database failed ({exc.__class__.__name__}: {exc.args[0]}); "
-            "nothing from the file was committed"
+            f"the database failed while ingesting {names} ({exc.__class__.__name__}: "
+            f"{exc.args[0]}); nothing from {files} was committed"
         ) from exc
-    return counts
 
 
-def ingest_focus(store: Store, path: Path | str, settings: FocusSettings) -> FocusIngestReport:
-    """Ingest one FOCUS export (CSV, ``.csv.gz`` or Parquet) in one transaction.
-
-    Raises ``FocusFormatError`` for a missing mandatory column, an empty or non-numeric cost, an
-    empty or unparsable charge period bound, an empty or malformed currency, or a malformed file.
-    Nothing from the file is committed then. Problems that leave the row usable become warnings.
-    """
-    source = Path(path).resolve()
-    started = datetime.now(UTC)
+def _upsert(session: Session, ingest: _FileIngest) -> None:
     clock = time.perf_counter()
-    batch_id = str(uuid.uuid4())
+    ingest.counts = upsert_facts(session, ingest.records(), ingest.batch_id)
+    ingest.seconds = time.perf_counter() - clock
 
-    with _open_export(source) as export:
+
+def _batch_row(ingest: _FileIngest) -> IngestBatch:
+    return IngestBatch(
+        id=ingest.batch_id,
+        source=SOURCE,
+        origin=str(ingest.export.path),
+        started_at=ingest.started,
+        finished_at=datetime.now(UTC),
+        rows_read=ingest.rows_read,
+        facts_inserted=ingest.counts.inserted,
+        facts_updated=ingest.counts.updated,
+        facts_unchanged=ingest.counts.unchanged,
+        warnings=list(ingest.warnings.render()),
+    )
+
+
+def _warn_if_restated(session: Session, ingest: _FileIngest, high_water: int) -> None:
+    overlap = measure_overlap(
+        session, ingest.scope, ingest.rows_per_day, ingest.batch_id, high_water
+    )
+    if not overlap.looks_restated:
+        return
+    days = "1 charge day" if overlap.days == 1 else f"{overlap.days} charge days"
+    ingest.warnings.add_file_warning(
+        f"the export looks restated: {overlap.new_rows} of its {overlap.rows} rows on the {days} "
+        f"from {overlap.first_day} to {overlap.last_day} have new fingerprints, although "
+        f"{overlap.stored} facts of the same providers and sub-accounts were already stored on "
+        "those days. Corrected rows are now counted next to the rows they correct, so ingest the "
+        "file again with --replace to keep only this export's rows for its providers, "
+        "sub-accounts and charge days"
+    )
+
+
+def _ingest_file(
+    store: Store, source: Path, settings: FocusSettings, high_water: int
+) -> FocusIngestReport:
+    """Ingest one file in its own transaction and warn if it looks restated."""
+    with open_export(source) as export:
         ingest = _FileIngest(export, settings)
         _check_columns(export, settings.cost_column, ingest.warnings)
-        counts = _write(store, ingest, batch_id, started)
+        with _transaction(store, [source]) as session:
+            _upsert(session, ingest)
+            _warn_if_restated(session, ingest, high_water)
+            session.add(_batch_row(ingest))
 
-    report = FocusIngestReport(
+    report = _report(ingest, settings, replace=False)
+    _log_report(report, ingest.seconds)
+    return report
+
+
+def _ingest_replacing(
+    store: Store, sources: list[Path], settings: FocusSettings
+) -> list[FocusIngestReport]:
+    """Ingest the files of one export in one transaction and delete the facts it supersedes."""
+    ingests: list[_FileIngest] = []
+    with _transaction(store, sources) as session:
+        high_water = high_water_mark(session)
+        for source in sources:
+            with open_export(source) as export:
+                ingest = _FileIngest(export, settings)
+                _check_columns(export, settings.cost_column, ingest.warnings)
+                _upsert(session, ingest)
+            ingests.append(ingest)
+
+        replaced = delete_superseded(
+            session,
+            [ingest.scope for ingest in ingests],
+            high_water,
+            lambda fact_key: any(ingest.contains(fact_key) for ingest in ingests),
+        )
+        for ingest, count in zip(ingests, replaced, strict=True):
+            ingest.replaced = count
+            session.add(_batch_row(ingest))
+
+    reports = [_report(ingest, settings, replace=True) for ingest in ingests]
+    for ingest, report in zip(ingests, reports, strict=True):
+        _log_report(report, ingest.seconds)
+    return reports
+
+
+def _read_high_water(store: Store, sources: list[Path]) -> int:
+    with _transaction(store, sources) as session:
+        return high_water_mark(session)
+
+
+def ingest_focus_files(
+    store: Store, paths: Iterable[Path | str], settings: FocusSettings, *, replace: bool = False
+) -> Iterator[FocusIngestReport]:
+    """Ingest FOCUS export files (CSV, ``.csv.gz`` or Parquet) in order, yielding each report.
+
+    Without ``replace`` each file has its own transaction and its report is yielded once it is
+    committed, so the files before a broken one stay committed. A file whose rows on already
+    stored days mostly have new fingerprints gets a warning that the export looks restated. Facts
+    that earlier files of the same call inserted do not count as stored for that check, so the
+    parts of one export are not taken for a restatement.
+
+    With ``replace`` the files are the parts of one export and share one transaction. After the
+    upsert, the facts stored before the call that fall in the export's scope but match none of its
+    rows are deleted. The scope is source ``focus``, the export's (provider, sub-account) pairs
+    with NULL as a value of its own, and its first to last charge day. A file without rows
+    replaces nothing. A broken file stores and deletes nothing from any of the files.
+
+    Raises ``FocusFormatError`` for a missing mandatory column, an empty or non-numeric cost, an
+    empty or unparsable charge period bound, an empty or malformed currency, or a malformed file,
+    and ``StoreError`` when the database fails. Problems that leave a row usable become warnings.
+    """
+    sources = [Path(path).resolve() for path in paths]
+    if replace:
+        yield from _ingest_replacing(store, sources, settings)
+        return
+
+    high_water = _read_high_water(store, sources)
+    for source in sources:
+        yield _ingest_file(store, source, settings, high_water)
+
+
+def ingest_focus(
+    store: Store, path: Path | str, settings: FocusSettings, *, replace: bool = False
+) -> FocusIngestReport:
+    """Ingest one FOCUS export file in one transaction; see ``ingest_focus_files``."""
+    [report] = ingest_focus_files(store, [path], settings, replace=replace)
+    return report
+
+
+def _report(ingest: _FileIngest, settings: FocusSettings, *, replace: bool) -> FocusIngestReport:
+    return FocusIngestReport(
         source=SOURCE,
-        origin=str(source),
-        batch_id=batch_id,
+        origin=str(ingest.export.path),
+        batch_id=ingest.batch_id,
         rows_read=ingest.rows_read,
-        inserted=counts.inserted,
-        updated=counts.updated,
-        unchanged=counts.unchanged,
+        inserted=ingest.counts.inserted,
+        updated=ingest.counts.updated,
+        unchanged=ingest.counts.unchanged,
         warnings=ingest.warnings.render(),
-        window_start=ingest.first_day,
-        window_end=ingest.last_day,
+        window_start=ingest.scope.first_day,
+        window_end=ingest.scope.last_day,
         cost_column=settings.cost_column,
         duplicates=ingest.duplicates,
         warning_count=ingest.warnings.count,
         totals=dict(ingest.totals),
+        replace=replace,
+        replaced=ingest.replaced,
     )
-    _log_report(report, time.perf_counter() - clock)
-    return report
 
 
 def _log_report(report: FocusIngestReport, seconds: float) -> None:
     logger.info(
-        "ingested %s: %d rows read, %d inserted, %d updated, %d unchanged, %d duplicates in %.2f s",
+        "ingested %s: %d rows read, %d inserted, %d updated, %d unchanged, %d duplicates, "
+        "%d stored facts replaced, upserted in %.2f s",
         report.origin, report.rows_read, report.inserted, report.updated, report.unchanged,
-        report.duplicates, seconds,
+        report.duplicates, report.replaced, seconds,
     )
     if report.warning_count:
         logger.warning(
-            "%s: %d warnings about rows kept despite breaking the FOCUS specification; the ingest "
-            "report lists them with line numbers",
+            "%s: %d %s; the ingest report lists them",
             report.origin, report.warning_count,
+            "warning" if report.warning_count == 1 else "warnings",
         )
