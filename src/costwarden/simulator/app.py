@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from costwarden import __version__
 from costwarden.simulator.fleet import build_fleet
 from costwarden.simulator.guards import ApiError, FaultInjector, RateLimiter, Stats
+from costwarden.simulator.quota_routes import quota_router
 from costwarden.simulator.routes import SimulatorState, router
 from costwarden.simulator.settings import SimulatorSettings
 
@@ -51,6 +52,7 @@ def create_app(settings: SimulatorSettings | None = None) -> FastAPI:
     )
     _add_error_handlers(app)
     app.include_router(router)
+    app.include_router(quota_router)
 
     logger.info(
         "Palette simulator app created: seed %d, as_of %s, %d projects, %d clusters",

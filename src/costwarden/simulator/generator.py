@@ -30,6 +30,8 @@ from costwarden.simulator.templates import PROJECTS, ProjectTemplate
 from costwarden.sources.prices import CLOUD_TYPE_PROVIDERS, CapacityType, PriceCatalog
 
 KUBE_SYSTEM = "kube-system"
+GPU_POOL_MAX_SIZE = 24
+"""Autoscaler maximum of the planted GPU pool, which its growth reaches soon after ``as_of``."""
 PLATFORM = next(template for template in PROJECTS if template.name == "platform")
 
 
@@ -143,7 +145,10 @@ class FleetGenerator:
     def _overrun_plan(self) -> ClusterPlan:
         """Plan the planted ml-training-eks.
 
-        Its GPU pool grows from about 12 to 23.5 nodes over the 30 days before ``as_of``.
+        Its GPU pool grows from about 12 to 23.5 nodes over the 30 days before ``as_of``, about
+        0.37 nodes a day, so it reaches its autoscaler maximum of 24 nodes about two days after
+        ``as_of``. The general worker pool keeps a fixed size, so the GPU pool is the cluster's
+        only autoscaled pool and its node count can be read from the cluster's capacity.
         """
         planted = PLANTED[OVERRUN_CLUSTER]
         rng = self._rng(1, 0)
@@ -151,15 +156,12 @@ class FleetGenerator:
         ramp = np.clip((30.0 - self.days_before_as_of) / 30.0, 0.0, 1.0)
         months_before_ramp = np.clip(self.days_before_as_of - 30.0, 0.0, None) / 30.0
         gpu = 12.3 * 1.01 ** (-months_before_ramp) + (23.5 - 12.3) * ramp
-        gpu = np.clip(gpu * (1.0 + 0.02 * rng.standard_normal(self.days)), 4, 32)
+        gpu = np.clip(gpu * (1.0 + 0.02 * rng.standard_normal(self.days)), 4, GPU_POOL_MAX_SIZE)
 
-        workers = self._levels(
-            rng, 4.0, min_size=2, max_size=8, weekend_factor=0.75, monthly_growth=0.01, noise=0.03
-        )
         pools = [
             PoolPlan("system-pool", "m5.xlarge", self._fixed(3), 3, 3, 100, is_system_pool=True),
-            PoolPlan("worker-pool", "m5.2xlarge", workers, 2, 8, 100),
-            PoolPlan("gpu-training", "g5.2xlarge", gpu, 4, 32, 200),
+            PoolPlan("worker-pool", "m5.2xlarge", self._fixed(4), 4, 4, 100),
+            PoolPlan("gpu-training", "g5.2xlarge", gpu, 4, GPU_POOL_MAX_SIZE, 200),
         ]
         namespaces = [
             "training",

@@ -11,6 +11,7 @@ from sqlalchemy import (
     JSON,
     Date,
     DateTime,
+    Float,
     Index,
     Integer,
     Numeric,
@@ -193,3 +194,55 @@ class Run(Base):
     budgets: Mapped[int] = mapped_column(Integer, default=0)
     alerts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class UsageFact(Base):
+    """The daily peak of one usage series: a namespace, workspace, cluster or machine pool.
+
+    ``scope_id`` identifies the series within its kind: ``cluster_uid/namespace`` for a
+    namespace, ``cluster_uid/pool`` for a machine pool, the cluster uid for a cluster and the
+    workspace uid for a workspace. ``value`` is in the resource's unit: cores for ``cpu``, GiB
+    for ``memory``, nodes for ``nodes`` and GPUs for ``gpu``.
+    """
+
+    __tablename__ = "usage_facts"
+    __table_args__ = (
+        UniqueConstraint(
+            "scope_kind", "scope_id", "resource", "day", name="uq_usage_facts_series_day"
+        ),
+        Index("ix_usage_facts_day", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    scope_kind: Mapped[str] = mapped_column(String(16))
+    scope_id: Mapped[str] = mapped_column(String(320))
+    cluster_uid: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    resource: Mapped[str] = mapped_column(String(16))
+    day: Mapped[date] = mapped_column(Date)
+    value: Mapped[float] = mapped_column(Float(53))
+    source: Mapped[str] = mapped_column(String(16))
+    batch_id: Mapped[str] = mapped_column(String(36), index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class QuotaLimit(Base):
+    """A limit that a usage series is projected against, as Palette reported it last.
+
+    ``limit_kind`` is ``namespace_quota``, ``workspace_quota`` or ``autoscaler_max``. ``details``
+    keeps what the alert shows: names, the project, and a pool's sizes and instance shape.
+    """
+
+    __tablename__ = "quota_limits"
+
+    scope_kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    scope_id: Mapped[str] = mapped_column(String(320), primary_key=True)
+    resource: Mapped[str] = mapped_column(String(16), primary_key=True)
+    limit_kind: Mapped[str] = mapped_column(String(32))
+    limit_value: Mapped[float] = mapped_column(Float(53))
+    cluster_uid: Mapped[str | None] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    observed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    batch_id: Mapped[str] = mapped_column(String(36))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -43,13 +43,18 @@ from costwarden.errors import (
     PaletteRateLimitError,
 )
 from costwarden.sources.palette.models import (
+    CloudConfig,
     CloudCostSummary,
     Cluster,
     ClusterSearchPage,
     ClusterSummary,
+    DashboardWorkspaces,
     ErrorBody,
+    NamespaceConfig,
+    NamespaceConfigs,
     ProjectMetadata,
     ProjectsMetadata,
+    ResourceConsumption,
     ResourceCostSummary,
     UserInfo,
     WorkloadNamespace,
@@ -306,6 +311,48 @@ class AsyncPaletteClient:
         found = await self._call(WorkloadNamespaces, "POST", path, json={"filter": workload_filter})
         return list(found.namespaces)
 
+    async def resource_consumption(
+        self,
+        start: datetime | date,
+        end: datetime | date,
+        *,
+        group_by: str = "namespace",
+        clusters: list[str] | None = None,
+        period_minutes: int = 60,
+    ) -> ResourceConsumption:
+        """Return CPU and memory used versus allotted over ``[start, end)``, per ``group_by``.
+
+        ``group_by`` is one of Palette's groupings: tenant, project, workspace, cluster,
+        namespace or cloud. ``clusters`` limits the result to those cluster uids, and
+        ``period_minutes`` (60 or more) is the length of one data point.
+        """
+        consumption_filter: dict[str, Any] = {
+            "startTime": format_time(start),
+            "endTime": format_time(end),
+        }
+        if clusters is not None:
+            consumption_filter["clusters"] = list(clusters)
+        body = {
+            "filter": consumption_filter,
+            "options": {"groupBy": group_by, "period": period_minutes},
+        }
+        path = "/v1/dashboard/spectroclusters/resources/consumption"
+        return await self._call(ResourceConsumption, "POST", path, json=body)
+
+    async def namespace_quotas(self, cluster_uid: str) -> list[NamespaceConfig]:
+        """Return the namespaces of a cluster that Palette manages, with their quotas."""
+        path = f"/v1/spectroclusters/{cluster_uid}/config/namespaces"
+        found = await self._call(NamespaceConfigs, "GET", path)
+        return list(found.items)
+
+    async def cloud_config(self, cloud_type: str, config_uid: str) -> CloudConfig:
+        """Return a cluster's cloud config, with its machine pools and their size limits."""
+        return await self._call(CloudConfig, "GET", f"/v1/cloudconfigs/{cloud_type}/{config_uid}")
+
+    async def workspaces(self) -> DashboardWorkspaces:
+        """Return the workspaces visible in the current scope, with their quotas."""
+        return await self._call(DashboardWorkspaces, "GET", "/v1/dashboard/workspaces")
+
     async def _call(
         self,
         model: type[ModelT],
@@ -550,3 +597,31 @@ class PaletteClient:
         self, cluster_uid: str, namespaces: list[str] | None = None
     ) -> list[WorkloadNamespace]:
         return self._portal.call(self._client.namespace_labels, cluster_uid, namespaces)
+
+    def resource_consumption(
+        self,
+        start: datetime | date,
+        end: datetime | date,
+        *,
+        group_by: str = "namespace",
+        clusters: list[str] | None = None,
+        period_minutes: int = 60,
+    ) -> ResourceConsumption:
+        call = partial(
+            self._client.resource_consumption,
+            start,
+            end,
+            group_by=group_by,
+            clusters=clusters,
+            period_minutes=period_minutes,
+        )
+        return self._portal.call(call)
+
+    def namespace_quotas(self, cluster_uid: str) -> list[NamespaceConfig]:
+        return self._portal.call(self._client.namespace_quotas, cluster_uid)
+
+    def cloud_config(self, cloud_type: str, config_uid: str) -> CloudConfig:
+        return self._portal.call(self._client.cloud_config, cloud_type, config_uid)
+
+    def workspaces(self) -> DashboardWorkspaces:
+        return self._portal.call(self._client.workspaces)

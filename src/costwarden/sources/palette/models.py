@@ -288,3 +288,153 @@ class WorkloadNamespace(PaletteModel):
 
 class WorkloadNamespaces(PaletteModel):
     namespaces: NullableList[WorkloadNamespace] = Field(default_factory=list)
+
+
+def _zero_for_null(value: Any) -> Any:
+    return 0.0 if value is None else value
+
+
+Quantity = Annotated[float, BeforeValidator(_zero_for_null), Field(allow_inf_nan=False)]
+"""A CPU or memory amount in the unit the response names; ``null`` reads as 0."""
+
+
+class ConsumptionData(PaletteModel):
+    """CPU and memory amounts (``v1ResourceConsumptionData``)."""
+
+    cpu: Quantity = 0.0
+    memory: Quantity = 0.0
+
+
+class ConsumptionPoint(PaletteModel):
+    """One point of a consumption series (``v1ResourceConsumptionDataPoint``)."""
+
+    timestamp: UtcDatetime
+    usage: Nested[ConsumptionData] = Field(default_factory=ConsumptionData)
+    allotted: Nested[ConsumptionData] = Field(default_factory=ConsumptionData)
+
+
+class ConsumptionSeries(PaletteModel):
+    """CPU and memory used versus allotted by one entity, such as a namespace, over time."""
+
+    entity: ObjectReference
+    associated_resources: NullableList[ObjectReference] = Field(default_factory=list)
+    data: NullableList[ConsumptionPoint] = Field(default_factory=list)
+
+
+class ResourceConsumption(PaletteModel):
+    """Response of ``POST /v1/dashboard/spectroclusters/resources/consumption``.
+
+    ``cpu_unit`` and ``memory_unit`` name the units of every amount in ``resources``.
+    """
+
+    cpu_unit: Text = ""
+    memory_unit: Text = ""
+    resources: NullableList[ConsumptionSeries] = Field(default_factory=list)
+
+
+class GpuConfig(PaletteModel):
+    """A GPU limit (``v1GpuConfig``); -1 means unlimited."""
+
+    limit: int | None = None
+    provider: Text = ""
+
+
+class NamespaceAllocation(PaletteModel):
+    """A namespace's quota (``v1ClusterNamespaceResourceAllocation``)."""
+
+    cpu_cores: float | None = None
+    memory_mib: float | None = Field(None, alias="memoryMiB")
+    gpu_config: GpuConfig | None = None
+
+
+class NamespaceConfigSpec(PaletteModel):
+    is_regex: bool = False
+    resource_allocation: NamespaceAllocation | None = None
+
+
+class NamespaceConfig(PaletteModel):
+    """One item of ``GET /v1/spectroclusters/{uid}/config/namespaces``.
+
+    With ``spec.is_regex`` set, the name is a regular expression and the allocation applies to
+    each namespace it matches.
+    """
+
+    metadata: Nested[ObjectMeta] = Field(default_factory=ObjectMeta)
+    spec: Nested[NamespaceConfigSpec] = Field(default_factory=NamespaceConfigSpec)
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+
+class NamespaceConfigs(PaletteModel):
+    items: NullableList[NamespaceConfig] = Field(default_factory=list)
+
+
+class InstanceConfig(PaletteModel):
+    """The shape of a pool's instance type as Palette reports it."""
+
+    name: Text = ""
+    num_cpus: int | None = Field(None, alias="numCPUs")
+    memory_mib: int | None = Field(None, alias="memoryMiB")
+
+
+class MachinePoolConfig(PaletteModel):
+    """One entry of a cloud config's ``spec.machinePoolConfig``; ``size`` is the node count now."""
+
+    name: str = ""
+    is_control_plane: bool = False
+    size: int = 0
+    min_size: int | None = None
+    max_size: int | None = None
+    instance_type: Text = ""
+    instance_config: InstanceConfig | None = None
+
+
+class CloudConfigSpec(PaletteModel):
+    machine_pool_config: NullableList[MachinePoolConfig] = Field(default_factory=list)
+
+
+class CloudConfig(PaletteModel):
+    """A cluster's cloud config from ``GET /v1/cloudconfigs/{cloud}/{configUid}``."""
+
+    metadata: Nested[ObjectMeta] = Field(default_factory=ObjectMeta)
+    spec: Nested[CloudConfigSpec] = Field(default_factory=CloudConfigSpec)
+
+
+class WorkspaceClusterRef(PaletteModel):
+    uid: str = ""
+    name: str = ""
+
+
+class WorkspaceAllocation(PaletteModel):
+    """A workspace quota in the units that ``DashboardWorkspaces`` names."""
+
+    cpu: float | None = None
+    memory: float | None = None
+    gpu_config: GpuConfig | None = None
+
+
+class WorkspaceQuota(PaletteModel):
+    resource_allocation: WorkspaceAllocation | None = None
+
+
+class WorkspaceSpec(PaletteModel):
+    cluster_refs: NullableList[WorkspaceClusterRef] = Field(default_factory=list)
+    namespaces: NullableList[str] = Field(default_factory=list)
+    quota: WorkspaceQuota | None = None
+
+
+class DashboardWorkspace(PaletteModel):
+    """One workspace of ``GET /v1/dashboard/workspaces`` (``v1DashboardWorkspace``)."""
+
+    metadata: Nested[ObjectMeta] = Field(default_factory=ObjectMeta)
+    spec: Nested[WorkspaceSpec] = Field(default_factory=WorkspaceSpec)
+
+
+class DashboardWorkspaces(PaletteModel):
+    """Response of ``GET /v1/dashboard/workspaces``; quotas use ``cpu_unit`` and ``memory_unit``."""
+
+    cpu_unit: Text = ""
+    memory_unit: Text = ""
+    items: NullableList[DashboardWorkspace] = Field(default_factory=list)
