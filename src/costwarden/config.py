@@ -12,12 +12,14 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
+import httpx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from costwarden.errors import ConfigError
@@ -65,8 +67,32 @@ class PaletteSettings(BaseModel):
 
     @field_validator("url")
     @classmethod
-    def _strip_slash(cls, value: str) -> str:
+    def _valid_url(cls, value: str) -> str:
+        try:
+            url = httpx.URL(value)
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"{value!r} is not a valid URL ({exc})") from exc
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(f"{value!r} is not an http(s) URL with a host")
         return value.rstrip("/")
+
+    @field_validator("api_key")
+    @classmethod
+    def _printable_key(cls, value: SecretStr | None) -> SecretStr | None:
+        """Strip surrounding whitespace (a key read from a file often ends in a newline).
+
+        The key goes into an HTTP header, so the rest must be printable ASCII; the error does not
+        repeat the key.
+        """
+        if value is None:
+            return None
+        key = value.get_secret_value().strip()
+        if not key or not all(32 < ord(char) < 127 for char in key):
+            raise ValueError(
+                "the API key is empty or contains spaces, control or non-ASCII characters; "
+                "copy it again from Palette (Profile > My API Keys)"
+            )
+        return SecretStr(key)
 
 
 class FocusSettings(BaseModel):
@@ -74,8 +100,10 @@ class FocusSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    cost_column: Literal["EffectiveCost", "BilledCost", "ListCost"] = Field(
-        "EffectiveCost", description="FOCUS cost column used as the amount."
+    cost_column: Literal["EffectiveCost", "BilledCost", "ListCost", "ContractedCost"] = Field(
+        "EffectiveCost",
+        description="FOCUS cost column used as the amount. FOCUS 1.0 to 1.2 define all four, and "
+        "1.2 makes each of them mandatory and not null.",
     )
     cluster_tag_keys: list[str] = Field(
         default_factory=lambda: [
@@ -107,6 +135,42 @@ class ForecastSettings(BaseModel):
     history_days: int = Field(180, ge=14, description="Days of history fitted at most.")
 
 
+class QuotaSettings(BaseModel):
+    """Quota exhaustion forecasts: CPU, memory and GPU against Palette quotas and pool maximums."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(
+        True, description="Ingest Palette usage and quotas, and alert on projected quota breaches."
+    )
+    window_days: int = Field(
+        5,
+        ge=1,
+        le=60,
+        description="Alert when the median breach date falls within this many days, counting "
+        "the day of the pass as day 1.",
+    )
+    critical_days: int = Field(
+        2,
+        ge=0,
+        description="A projected breach within this many days, or usage already at the limit, "
+        "is critical; later breaches in the window are warnings.",
+    )
+    usage_history_days: int = Field(
+        28, ge=3, le=180, description="Days of usage history fetched on the first ingestion."
+    )
+    usage_period_minutes: int = Field(
+        240,
+        ge=60,
+        le=1440,
+        description="Length in minutes of the usage data points whose maximum is a day's peak; "
+        "Palette requires at least 60.",
+    )
+    min_history_days: int = Field(
+        3, ge=2, description="Minimum days of usage history needed to forecast a series."
+    )
+
+
 class Settings(BaseSettings):
     """All costwarden settings."""
 
@@ -121,11 +185,17 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URL; default a SQLite file in the user data directory."
     )
     budgets_file: Path | None = Field(None, description="YAML file of budgets.")
+    calendar_file: Path | None = Field(
+        None,
+        description="Calendar of scheduled jobs (iCalendar .ics or CSV) whose cost is added to "
+        "the forecasts of the budgets they run in.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
     log_format: Literal["console", "json"] = "console"
     palette: PaletteSettings = Field(default_factory=PaletteSettings)
     focus: FocusSettings = Field(default_factory=FocusSettings)
     forecast: ForecastSettings = Field(default_factory=ForecastSettings)
+    quota: QuotaSettings = Field(default_factory=QuotaSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -188,9 +258,27 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     try:
         settings = Settings(**init)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
-            for error in exc.errors()
-        )
-        raise ConfigError(f"invalid configuration: {problems}") from exc
+        raise ConfigError(f"invalid configuration: {_describe(exc)}") from exc
+    except SettingsError as exc:
+        # Raised for an environment variable that does not parse, e.g. a list that is not JSON.
+        raise ConfigError(
+            f"invalid configuration: {exc}; list settings in the environment are JSON, "
+            'e.g. COSTWARDEN_FOCUS_CLUSTER_TAG_KEYS=\'["cluster"]\''
+        ) from exc
     return settings
+
+
+def _describe(exc: ValidationError) -> str:
+    """Name each invalid setting with its environment variable and the value received."""
+    problems = []
+    for error in exc.errors():
+        path = [str(part) for part in error["loc"]]
+        key = ".".join(path)
+        variable = "COSTWARDEN_" + "_".join(part.upper() for part in path)
+        value = error.get("input")
+        received = ""
+        if not isinstance(value, dict | list) and "api_key" not in key:
+            received = f" (got {value!r})"
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{key} (env {variable} or key {key} in the config file): {message}{received}")
+    return "; ".join(problems)

@@ -8,7 +8,8 @@ code and the HTTP status it maps to, as the ``exit_code`` and ``http_status`` at
     │   └── BudgetFileError
     ├── InputError                a data file that cannot be ingested          exit 3
     │   ├── FocusFormatError
-    │   └── PriceNotFoundError    no list price for a cloud, region or instance type
+    │   ├── PriceNotFoundError    no list price for a cloud, region or instance type
+    │   └── CalendarFileError     a calendar of scheduled jobs that does not parse or validate
     ├── SourceError               an upstream API failed                       exit 4
     │   └── PaletteError
     │       ├── PaletteAuthError      401 or 403
@@ -104,6 +105,40 @@ class PriceNotFoundError(InputError):
         self.instance_type = instance_type
         self.capacity_type = capacity_type
         super().__init__(message)
+
+
+class CalendarFileError(InputError):
+    """A calendar of scheduled jobs (iCalendar or CSV) that does not parse or validate.
+
+    ``line`` is a CSV line number (the header is line 1). ``event`` names an iCalendar VEVENT by
+    its UID and SUMMARY. ``field`` is the CSV column or the iCalendar property.
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        message: str,
+        *,
+        line: int | None = None,
+        event: str | None = None,
+        field: str | None = None,
+        value: object = None,
+    ) -> None:
+        self.path = str(path)
+        self.line = line
+        self.event = event
+        self.field = field
+        self.value = value
+        parts = [self.path]
+        if line is not None:
+            parts.append(f"line {line}")
+        if event is not None:
+            parts.append(f"event {event}")
+        if field is not None:
+            parts.append(f"field {field}")
+        if value is not None:
+            parts.append(f"value {value!r}")
+        super().__init__(f"{', '.join(parts)}: {message}")
 
 
 class SourceError(CostwardenError):

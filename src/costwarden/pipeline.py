@@ -15,6 +15,13 @@ from costwarden.config import Settings
 from costwarden.domain.alert import Alert, BudgetStatus
 from costwarden.domain.budget import Budget
 from costwarden.domain.cost import IngestReport
+from costwarden.quota import (
+    QuotaAlert,
+    QuotaReport,
+    evaluate_quotas,
+    quota_payload,
+    record_quota_alerts,
+)
 from costwarden.store import Store
 from costwarden.store.tables import AlertRecord, Run
 
@@ -33,9 +40,16 @@ class RunResult:
     ingest: tuple[IngestReport, ...]
     statuses: tuple[BudgetStatus, ...]
     alerts: tuple[Alert, ...]
+    quota: QuotaReport | None = None
+
+    @property
+    def quota_alerts(self) -> tuple[QuotaAlert, ...]:
+        return self.quota.alerts if self.quota is not None else ()
 
     def payloads(self) -> list[dict[str, object]]:
-        return [alert_payload(alert) for alert in self.alerts]
+        """Return the budget alert payloads followed by the quota alert payloads."""
+        budget = [alert_payload(alert) for alert in self.alerts]
+        return budget + [quota_payload(alert) for alert in self.quota_alerts]
 
 
 def run_pass(
@@ -61,25 +75,32 @@ def run_pass(
         reports: tuple[IngestReport, ...] = ()
         if ingest and settings.palette.api_key is not None:
             reports = (_ingest_palette(store, settings, as_of, progress),)
+            if settings.quota.enabled:
+                reports += (_ingest_palette_usage(store, settings, as_of, progress),)
         elif ingest:
-            logger.info("no Palette API key configured; using stored cost data only")
+            logger.warning(
+                "no Palette API key configured (COSTWARDEN_PALETTE_API_KEY); "
+                "using the cost data already stored"
+            )
 
         statuses = _evaluate(store, settings, budgets, as_of, progress)
         alerts = tuple(
             alert for status in statuses for alert in crossed_thresholds(status, started_at)
         )
         _record_alerts(store, run_id, alerts)
+        quota = _evaluate_quotas(store, settings, run_id, as_of, started_at)
     except Exception as exc:
         _fail_run(store, run_id, exc)
         raise
 
     finished_at = datetime.now(UTC)
-    _finish_run(store, run_id, finished_at, len(budgets), len(alerts))
+    quota_count = len(quota.alerts) if quota is not None else 0
+    _finish_run(store, run_id, finished_at, len(budgets), len(alerts) + quota_count)
     logger.info(
         "pass %s done: %d budgets, %d alerts, %.1f s",
         run_id, len(budgets), len(alerts), time.monotonic() - clock,
     )
-    return RunResult(run_id, as_of, started_at, finished_at, reports, statuses, alerts)
+    return RunResult(run_id, as_of, started_at, finished_at, reports, statuses, alerts, quota)
 
 
 def _ingest_palette(
@@ -88,6 +109,28 @@ def _ingest_palette(
     from costwarden.sources.palette.ingest import ingest_palette
 
     return ingest_palette(store, settings.palette, as_of=as_of, progress=progress)
+
+
+def _ingest_palette_usage(
+    store: Store, settings: Settings, as_of: datetime, progress: Progress | None
+) -> IngestReport:
+    from costwarden.sources.palette.usage import ingest_palette_usage
+
+    return ingest_palette_usage(
+        store, settings.palette, settings.quota, as_of=as_of, progress=progress
+    )
+
+
+def _evaluate_quotas(
+    store: Store, settings: Settings, run_id: str, as_of: datetime, generated_at: datetime
+) -> QuotaReport | None:
+    """Project stored usage against quotas and record the alerts; None when disabled."""
+    if not settings.quota.enabled:
+        return None
+    with store.transaction() as session:
+        report = evaluate_quotas(session, settings, as_of, generated_at)
+        record_quota_alerts(session, run_id, report.alerts)
+    return report
 
 
 def _evaluate(

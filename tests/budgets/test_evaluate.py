@@ -13,7 +13,10 @@ from costwarden.budgets.alerts import alert_payload, crossed_thresholds
 from costwarden.budgets.evaluate import evaluate_budget
 from costwarden.config import load_settings
 from costwarden.domain import ClusterInfo, CostRecord, NamespaceInfo, ProjectInfo
+from sqlalchemy import delete
+
 from costwarden.store import upsert_facts, upsert_fleet
+from costwarden.store.tables import CostFact
 
 SCHEMA = json.loads(
     (Path(__file__).resolve().parents[2] / "docs" / "schemas" / "alert.schema.json").read_text()
@@ -80,7 +83,10 @@ def steady_store(store):
             session,
             [ProjectInfo("p1", "proj")],
             [ClusterInfo("c1", "steady-cluster", "p1", "proj", "aws", labels={"env": "dev"})],
-            [NamespaceInfo("c1", "web", {"team": "ml"}), NamespaceInfo("c1", "batch", {"team": "data"})],
+            [
+                NamespaceInfo("c1", "web", {"team": "ml"}),
+                NamespaceInfo("c1", "batch", {"team": "data"}),
+            ],
         )
         upsert_facts(session, records, batch_id="test")
     return store
@@ -127,8 +133,12 @@ def test_thresholds_and_payload_match_schema(steady_store):
     for alert in alerts:
         payload = alert_payload(alert)
         jsonschema.validate(payload, SCHEMA, format_checker=jsonschema.FormatChecker())
-        assert payload["period"] == {"start": "2026-11-01", "end": "2026-11-30", "days_total": 30,
-                                     "days_elapsed": 15}
+        assert payload["period"] == {
+            "start": "2026-11-01",
+            "end": "2026-11-30",
+            "days_total": 30,
+            "days_elapsed": 15,
+        }
         assert payload["spend_to_date"] == 1500.0
         assert payload["breach_date"] == "2026-11-21"
         assert payload["links"]["palette"].endswith("/projects/p1/clusters/c1/overview")
@@ -170,3 +180,46 @@ def test_payload_rounded_and_complete(steady_store):
 
     for key in ("spend_to_date", "previous_period_total"):
         assert round(payload[key], 2) == payload[key]
+
+
+def test_late_source_days_are_forecast_not_zero(steady_store):
+    with steady_store.transaction() as session:
+        session.execute(delete(CostFact).where(CostFact.day > date(2026, 11, 12)))
+
+    status = _evaluate(steady_store, "steady")
+
+    assert status.missing_days == 3
+    assert status.history_end == date(2026, 11, 12)
+    assert status.spent_to_date == Decimal("1200")
+    assert float(status.exceedance.forecast_total) == pytest.approx(3000, abs=5)
+    assert status.exceedance.breach_date == date(2026, 11, 21)
+    alert = crossed_thresholds(status, AS_OF)[-1]
+    assert alert_payload(alert)["data_window"]["missing_days"] == 3
+
+
+def test_quiet_scope_is_not_late(steady_store):
+    """A cluster with no facts on recent days while the source has them spent nothing."""
+    with steady_store.transaction() as session:
+        upsert_facts(session, [_other_cluster_fact(date(2026, 11, 15))], batch_id="other")
+        session.execute(
+            delete(CostFact).where(CostFact.cluster_uid == "c1", CostFact.day > date(2026, 11, 12))
+        )
+
+    status = _evaluate(steady_store, "steady")
+
+    assert status.missing_days == 0
+    assert status.spent_to_date == Decimal("1200")
+
+
+def _other_cluster_fact(day):
+    start = datetime.combine(day, datetime.min.time(), UTC)
+    return CostRecord(
+        source="palette",
+        grain="cluster",
+        period_start=start,
+        period_end=start + timedelta(days=1),
+        amount=Decimal("5"),
+        currency="USD",
+        cluster_uid="c2",
+        cluster_name="other-cluster",
+    )

@@ -10,7 +10,7 @@ from costwarden.domain.alert import Alert, BudgetStatus, alert_fingerprint
 from costwarden.domain.budget import Threshold
 from costwarden.domain.cost import quantize_money
 
-PAYLOAD_SCHEMA_VERSION = "1.0"
+PAYLOAD_SCHEMA_VERSION = "1.1"
 
 
 def crossed_thresholds(status: BudgetStatus, generated_at: datetime) -> list[Alert]:
@@ -141,6 +141,7 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
             "mean_total": _cents(exceedance.forecast_mean_total),
             "interval_80": {"lower": _cents(exceedance.total_lo80), "upper": _cents(exceedance.total_hi80)},
             "interval_95": {"lower": _cents(exceedance.total_lo95), "upper": _cents(exceedance.total_hi95)},
+            "scheduled": _scheduled(status),
         },
         "exceedance_probability": round(exceedance.probability, 4),
         "already_exceeded": exceedance.already_exceeded,
@@ -172,6 +173,7 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
             "start": _iso(status.data_start),
             "end": status.history_end.isoformat(),
             "as_of": status.as_of.isoformat().replace("+00:00", "Z"),
+            "missing_days": status.missing_days,
         },
         "model": {
             "name": forecast.model,
@@ -180,6 +182,31 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
         },
         "generated_at": alert.generated_at.isoformat().replace("+00:00", "Z"),
     }
+
+
+def _scheduled(status: BudgetStatus) -> dict[str, Any] | None:
+    """Serialise the scheduled jobs of the period, or return None when no scheduled job applies."""
+    component = status.scheduled
+    if component is None:
+        return None
+    return {
+        "total": _cents(component.total),
+        "occurrences": [
+            {
+                "name": occurrence.name,
+                "uid": occurrence.uid,
+                "start": _utc_text(occurrence.start),
+                "end": _utc_text(occurrence.end),
+                "cost": _cents(occurrence.cost),
+                "in_history": occurrence.in_history,
+            }
+            for occurrence in component.occurrences
+        ],
+    }
+
+
+def _utc_text(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
 
 
 def _scope(status: BudgetStatus) -> dict[str, Any]:

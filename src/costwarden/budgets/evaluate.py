@@ -10,17 +10,22 @@ from decimal import Decimal
 import numpy as np
 from sqlalchemy.orm import Session
 
+from costwarden.budgets.scheduled import apply_schedule
 from costwarden.config import Settings
 from costwarden.domain.alert import BudgetStatus, ClusterLink, Contributor
 from costwarden.domain.budget import Budget, PeriodWindow
 from costwarden.domain.cost import quantize_money
+from costwarden.domain.forecast import Forecast
+from costwarden.domain.schedule import ScheduledComponent
 from costwarden.forecast import exceedance, forecast_series
+from costwarden.sources.calendar import Calendar, cached_calendar
 from costwarden.store.queries import (
     ResolvedScope,
     cluster_links,
     daily_spend,
     daily_spend_by,
     resolve_scope,
+    source_last_day,
 )
 
 logger = logging.getLogger(__name__)
@@ -31,15 +36,24 @@ MAX_CONTRIBUTORS = 3
 MAX_LINKS = 10
 
 
-def evaluate_budget(session: Session, budget: Budget, as_of: datetime, settings: Settings) -> BudgetStatus:
+def evaluate_budget(
+    session: Session,
+    budget: Budget,
+    as_of: datetime,
+    settings: Settings,
+    *,
+    calendar: Calendar | None = None,
+) -> BudgetStatus:
     """Return the status of ``budget`` in the period that contains ``as_of``.
 
-    Only complete UTC days are used: the last one is the day before ``as_of``.
+    Only complete UTC days are used: the last one is the day before ``as_of``. The cost of
+    scheduled jobs in ``calendar``, or else in ``settings.calendar_file``, is added to the forecast.
     """
-    history_end = as_of.date() - timedelta(days=1)
+    complete_end = as_of.date() - timedelta(days=1)
     window = budget.period.window_for(as_of.date())
     previous_window = budget.period.previous(window)
     resolved = resolve_scope(session, budget)
+    history_end = _data_end(session, resolved, complete_end, budget)
     base = BudgetStatus(
         budget=budget,
         window=window,
@@ -50,12 +64,20 @@ def evaluate_budget(session: Session, budget: Budget, as_of: datetime, settings:
         grain=resolved.grain,
         spent_to_date=ZERO,
         previous_total=None,
+        missing_days=(complete_end - history_end).days,
     )
 
     history_start = history_end - timedelta(days=settings.forecast.history_days - 1)
-    spend = daily_spend(session, resolved, min(history_start, previous_window.start), history_end + timedelta(days=1))
+    spend = daily_spend(
+        session,
+        resolved,
+        min(history_start, previous_window.start),
+        history_end + timedelta(days=1),
+    )
     if resolved.problem or not spend:
-        problem = resolved.problem or f"no {resolved.source} cost data for {budget.scope.describe()}"
+        problem = (
+            resolved.problem or f"no {resolved.source} cost data for {budget.scope.describe()}"
+        )
         logger.warning("budget %s: %s", budget.name, problem)
         return replace(base, problem=problem)
 
@@ -65,11 +87,19 @@ def evaluate_budget(session: Session, budget: Budget, as_of: datetime, settings:
     values = _dense(spend, first_day, history_end)
 
     horizon = max((window.end - history_end).days - 1, settings.forecast.min_horizon_days)
-    forecast = forecast_series(budget.name, values, history_end, horizon, as_of, settings.forecast)
+    model_forecast = forecast_series(
+        budget.name, values, history_end, horizon, as_of, settings.forecast
+    )
+    forecast, scheduled = _with_schedule(
+        session, budget, model_forecast, window, settings, calendar
+    )
     crossed = _actual_breach_date(spend, window, history_end, budget.amount)
     result = exceedance(forecast, window, spent, budget.amount, actual_breach_date=crossed)
 
-    contributors = _contributors(session, resolved, window, previous_window, history_end, forecast, spent)
+    # Contributors explain the model's growth, so the scheduled jobs are reported on their own.
+    contributors = _contributors(
+        session, resolved, window, previous_window, history_end, model_forecast, spent
+    )
     links = _links(session, resolved, settings.palette.ui_url_template, contributors)
     return replace(
         base,
@@ -80,7 +110,45 @@ def evaluate_budget(session: Session, budget: Budget, as_of: datetime, settings:
         contributors=contributors,
         links=links,
         data_start=first_day,
+        scheduled=scheduled,
     )
+
+
+def _data_end(
+    session: Session, resolved: ResolvedScope, complete_end: date, budget: Budget
+) -> date:
+    """Return the last complete day to fit on: yesterday, or the source's last reported day.
+
+    Days after the source's last reported day are forecast rather than counted as zero spend, so
+    a late export or a Palette outage does not make an overrunning budget look safe.
+    """
+    last = source_last_day(session, resolved)
+    if last is None or last >= complete_end:
+        return complete_end
+    logger.warning(
+        "budget %s: %s cost data ends on %s, %d complete days before %s; those days are forecast",
+        budget.name,
+        resolved.source,
+        last,
+        (complete_end - last).days,
+        complete_end + timedelta(days=1),
+    )
+    return last
+
+
+def _with_schedule(
+    session: Session,
+    budget: Budget,
+    forecast: Forecast,
+    window: PeriodWindow,
+    settings: Settings,
+    calendar: Calendar | None,
+) -> tuple[Forecast, ScheduledComponent | None]:
+    if calendar is None and settings.calendar_file is not None:
+        calendar = cached_calendar(settings.calendar_file)
+    if calendar is None:
+        return forecast, None
+    return apply_schedule(session, budget, forecast, window, calendar)
 
 
 def _dense(spend: dict[date, Decimal], first: date, last: date) -> np.ndarray:
@@ -137,14 +205,18 @@ def _contributors(
 
     end = history_end + timedelta(days=1)
     recent_start = end - timedelta(days=RECENT_DAYS)
-    current = _totals(daily_spend_by(session, child_scope, window.start, min(end, window.end), dimension))
+    current = _totals(
+        daily_spend_by(session, child_scope, window.start, min(end, window.end), dimension)
+    )
     before = _totals(daily_spend_by(session, child_scope, previous.start, previous.end, dimension))
     recent = _totals(daily_spend_by(session, child_scope, recent_start, end, dimension))
     if not current and not before:
         return ()
 
     scope_recent = sum(daily_spend(session, resolved, recent_start, end).values(), ZERO)
-    scope_previous = sum(daily_spend(session, resolved, previous.start, previous.end).values(), ZERO)
+    scope_previous = sum(
+        daily_spend(session, resolved, previous.start, previous.end).values(), ZERO
+    )
     if child_scope is not resolved:
         current["(idle and unallocated)"] = spent - sum(current.values(), ZERO)
         before["(idle and unallocated)"] = scope_previous - sum(before.values(), ZERO)

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from costwarden.domain.budget import Budget, Period, Scope, Threshold
 from costwarden.domain.selector import parse_selector
@@ -65,6 +65,17 @@ class ThresholdModel(_Strict):
         return self
 
 
+def _check_period(value: Any) -> Any:
+    if isinstance(value, str) and value not in ("weekly", "monthly", "quarterly", "yearly"):
+        raise ValueError(
+            f"unknown period {value!r}; use weekly, monthly, quarterly, yearly, "
+            "or {start: YYYY-MM-DD, end: YYYY-MM-DD}"
+        )
+    if value is not None and not isinstance(value, str | dict):
+        raise ValueError(f"expected a period name or {{start, end}}, not {type(value).__name__}")
+    return value
+
+
 class BudgetModel(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     description: str | None = None
@@ -78,7 +89,16 @@ class BudgetModel(_Strict):
     source: Literal["palette", "focus"] | None = Field(
         None, description="Cost source; default Palette, or billing data where Palette has none."
     )
-    thresholds: list[ThresholdModel] = Field(min_length=1)
+    _period = field_validator("period", mode="before")(_check_period)
+    thresholds: list[ThresholdModel] = Field(
+        default_factory=lambda: [
+            ThresholdModel(type="actual", percent=Decimal(100)),
+            ThresholdModel(type="forecast", percent=Decimal(100), probability=0.8),
+        ],
+        min_length=1,
+        description="Default: actual spend reaches 100%, and a forecast that reaches 100% with "
+        "probability 0.8 or more.",
+    )
 
 
 class DefaultsModel(_Strict):
@@ -99,6 +119,11 @@ def load_budgets(path: Path) -> list[Budget]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise BudgetFileError(path, "file not found; check --budgets or budgets_file") from exc
+    except IsADirectoryError as exc:
+        raise BudgetFileError(path, "is a directory; pass the budget YAML file") from exc
+    except UnicodeDecodeError as exc:
+        line = text_line_of(path.read_bytes(), exc.start)
+        raise BudgetFileError(path, f"line {line}: not UTF-8 text; save the file as UTF-8") from exc
     return parse_budgets(text, path)
 
 
@@ -113,20 +138,39 @@ def parse_budgets(text: str, path: Path | str = "<budgets>") -> list[Budget]:
     budgets = []
     seen: set[str] = set()
     for index, entry in enumerate(model.budgets):
-        where = f"line {lines.get(index, '?')}"
+        where = f"line {lines.get(index, '?')}, budget {entry.name!r}"
         if entry.name in seen:
-            raise BudgetFileError(path, f"{where}: duplicate budget name; names must be unique",
-                                  entry.name)
+            raise BudgetFileError(path, f"{where}, field name: duplicate budget name; names must be unique")
         seen.add(entry.name)
         budgets.append(_to_budget(entry, model.defaults, path, where))
     return budgets
 
 
+def text_line_of(data: bytes, offset: int) -> int:
+    """Return the 1-based line number of a byte offset."""
+    return data.count(b"\n", 0, offset) + 1
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that rejects a key repeated in one mapping instead of keeping the last."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _parse_yaml(text: str, path: Path | str) -> tuple[Any, dict[int, int]]:
     """Parse YAML and return the data plus the line number of each budget entry."""
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise BudgetFileError(path, f"not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
@@ -151,15 +195,25 @@ def _describe(exc: ValidationError, data: Any, lines: dict[int, int]) -> str:
             name = _budget_name(data, index)
             prefix = f"line {lines.get(index, '?')}, budget {name!r}, "
             location = location[2:]
-        field = ".".join(str(part) for part in location if not str(part).startswith("function-"))
+        field = ".".join(str(part) for part in location if not _is_union_tag(str(part)))
         value = error.get("input")
         received = ""
         if not isinstance(value, dict | list):
             received = f" (got {value!r})"
-        problems.append(f"{prefix}field {field or '<entry>'}: {error['msg']}{received}")
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "missing":
+            message = "missing; this field is required"
+        elif error["type"] == "extra_forbidden":
+            message = "unknown field; check its spelling"
+        problems.append(f"{prefix}field {field or '<entry>'}: {message}{received}")
     if len(problems) == 1:
         return problems[0]
     return f"{len(problems)} problems:\n  " + "\n  ".join(problems)
+
+
+def _is_union_tag(part: str) -> bool:
+    """Tell pydantic's names for union branches apart from field names in an error location."""
+    return part.startswith(("function-", "literal[")) or part[:1].isupper()
 
 
 def _budget_name(data: Any, index: int) -> str:
@@ -171,7 +225,7 @@ def _budget_name(data: Any, index: int) -> str:
 
 def _to_budget(entry: BudgetModel, defaults: DefaultsModel, path: Path | str, where: str) -> Budget:
     def fail(message: str) -> BudgetFileError:
-        return BudgetFileError(path, f"{where}: {message}", entry.name)
+        return BudgetFileError(path, f"{where}, {message}")
 
     currency = (entry.currency or defaults.currency).upper()
     if not _CURRENCY.match(currency):

@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
+from rich.markup import escape
 
 from costwarden import __version__
 from costwarden.cli.common import CliState, stderr
@@ -56,9 +56,9 @@ def main_options(
 
 
 def _register_commands() -> None:
-    from costwarden.cli import budgets, ingest, run, sim
+    from costwarden.cli import backtest, budgets, ingest, run, sim
 
-    for module in (run, ingest, budgets, sim):
+    for module in (run, ingest, budgets, sim, backtest):
         module.register(app)
 
 
@@ -66,20 +66,13 @@ _register_commands()
 
 
 def main() -> None:
-    """Run the CLI, turning costwarden errors into a message and the exit code of their class."""
+    """Run the CLI, turning costwarden errors into a message and the exit code of their class.
+
+    Typer's standalone mode reports usage errors itself (exit 2) and exits with the code of a
+    ``typer.Exit``; only costwarden's own errors propagate out of it.
+    """
     try:
-        # Without standalone mode, click returns the code of a typer.Exit instead of exiting.
-        code = app(standalone_mode=False)
+        app()
     except CostwardenError as exc:
-        stderr.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        stderr.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        stderr.print("aborted")
-        sys.exit(130)
-    if isinstance(code, int) and code != 0:
-        sys.exit(code)

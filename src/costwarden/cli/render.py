@@ -15,8 +15,11 @@ from rich.text import Text
 
 from costwarden.domain.alert import Alert, BudgetStatus
 from costwarden.domain.cost import IngestReport, quantize_money
+from costwarden.quota import QuotaAlert, QuotaProjection, QuotaReport
+from costwarden.quota.model import LIMIT_NAMES
 
 _SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
+MAX_SCHEDULED_SHOWN = 5
 
 
 def money(value: Decimal | None, currency: str = "") -> str:
@@ -126,6 +129,8 @@ def budget_table(statuses: Sequence[BudgetStatus]) -> Table:
         budget = status.budget
         name = Text(budget.name)
         name.append(f"\n{budget.scope.describe()}", style="dim")
+        if status.missing_days:
+            name.append(f"\ndata ends {status.history_end:%b %d}, {status.missing_days} days late", style="yellow")
         forecast = probability = breach = "-"
         exceedance = status.exceedance
         if exceedance is not None:
@@ -166,6 +171,27 @@ def _breach_text(status: BudgetStatus) -> str:
     )
 
 
+def scheduled_text(status: BudgetStatus) -> str:
+    """Describe the scheduled jobs of the period on one line, with the cost each adds."""
+    scheduled = status.scheduled
+    assert scheduled is not None
+    currency = status.budget.currency
+    parts = []
+    for occurrence in scheduled.occurrences[:MAX_SCHEDULED_SHOWN]:
+        note = ", already in history" if occurrence.in_history else ""
+        parts.append(
+            f"{occurrence.name} {occurrence.start:%b %d %H:%M} UTC "
+            f"{money(occurrence.cost)}{note}"
+        )
+    hidden = len(scheduled.occurrences) - MAX_SCHEDULED_SHOWN
+    if hidden > 0:
+        parts.append(f"{hidden} more")
+    return (
+        f"Scheduled jobs add {money(scheduled.total, currency)} to the forecast: "
+        + "; ".join(parts)
+    )
+
+
 def alert_panel(alert: Alert) -> Panel:
     status = alert.status
     currency = status.budget.currency
@@ -179,6 +205,8 @@ def alert_panel(alert: Alert) -> Panel:
                 f"at the median {money(exceedance.median_overspend, currency)}"
             )
         )
+    if status.scheduled is not None:
+        lines.append(Text(scheduled_text(status)))
     if status.contributors:
         contributors = Table(box=None, show_header=True, padding=(0, 2))
         for column in ("Top contributor", "Previous period", "Forecast", "Growth", "Share"):
@@ -199,3 +227,99 @@ def alert_panel(alert: Alert) -> Panel:
     style = _SEVERITY_STYLE.get(alert.severity, "white")
     title = f"[{style}]{alert.severity.upper()}[/] {status.budget.name} · {alert.threshold.key()}"
     return Panel(Group(*lines), title=title, title_align="left", border_style=style)
+
+
+def _quantity(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit in ("nodes", "GPUs") and value == round(value):
+        return f"{value:,.0f}"
+    return f"{value:,.1f}"
+
+
+def _quota_breach_text(projection: QuotaProjection) -> str:
+    if projection.breach_date is None:
+        return "-"
+    if projection.status == "at_limit":
+        return f"since {projection.breach_date:%b %d}"
+    low, high = projection.breach_date_p10, projection.breach_date_p90
+    spread = f"{low:%b %d}" if low else "?"
+    spread += f"-{high:%b %d}" if high else "-later"
+    return f"{projection.breach_date:%b %d}\n[dim]{spread}[/]"
+
+
+def quota_table(report: QuotaReport) -> Table:
+    """Return one row per quota alert: usage against the limit and when it is reached."""
+    table = Table(title="Quota breaches", title_justify="left")
+    table.add_column("Scope", overflow="fold", min_width=24)
+    table.add_column("Resource")
+    for column in ("Usage", "Limit", "Used"):
+        table.add_column(column, justify="right")
+    table.add_column("Breach")
+    table.add_column("P(breach)", justify="right")
+    table.add_column("Status")
+
+    for alert in report.alerts:
+        projection = alert.projection
+        target = projection.target
+        scope = Text(target.describe())
+        scope.append(f"\n{LIMIT_NAMES[target.limit_kind]}", style="dim")
+        utilisation = projection.utilisation
+        status = (
+            Text("AT LIMIT", style="bold red")
+            if projection.status == "at_limit"
+            else Text("BREACH SOON", style="bold yellow")
+        )
+        table.add_row(
+            scope,
+            f"{target.resource}\n[dim]{target.unit}[/]",
+            _quantity(projection.current, target.unit),
+            _quantity(target.limit, target.unit),
+            "-" if utilisation is None else f"{utilisation:.0%}",
+            _quota_breach_text(projection),
+            probability_text(projection.probability),
+            status,
+        )
+    table.caption = (
+        f"Usage: latest daily peak. Breach: median date, 10th-90th percentile below it. "
+        f"P(breach): within {report.window_days} days."
+    )
+    return table
+
+
+def quota_alert_panel(alert: QuotaAlert) -> Panel:
+    projection = alert.projection
+    lines: list[Text] = [Text(alert.title)]
+    if projection.model:
+        method = projection.params.get("method")
+        model = f"{projection.model} {method}" if method else projection.model
+        lines.append(
+            Text(
+                f"Model {model}, daily peaks {projection.history_start} to "
+                f"{projection.history_end}",
+                style="dim",
+            )
+        )
+    if alert.link:
+        lines.append(Text(f"Palette: {alert.link}", style="link " + alert.link))
+
+    style = _SEVERITY_STYLE.get(alert.severity, "white")
+    target = projection.target
+    title = f"[{style}]{alert.severity.upper()}[/] {target.describe()} · {target.resource}"
+    return Panel(Group(*lines), title=title, title_align="left", border_style=style)
+
+
+def quota_section(report: QuotaReport) -> Group:
+    """Return the quota table and one panel per alert, or one line when nothing is projected."""
+    if not report.alerts:
+        checked = len(report.projections)
+        return Group(
+            Text(
+                f"No quota breach projected within {report.window_days} days "
+                f"({checked} limits checked).",
+                style="green",
+            )
+        )
+    panels = [quota_alert_panel(alert) for alert in report.alerts]
+    heading = Text(f"{len(report.alerts)} quota alert(s)", style="bold")
+    return Group(quota_table(report), heading, *panels)

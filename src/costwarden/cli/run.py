@@ -12,11 +12,18 @@ import typer
 
 from costwarden.budgets import load_budgets
 from costwarden.cli.common import print_json, state, stderr, stdout
-from costwarden.cli.render import alert_panel, budget_table, ingest_summary, progress_bar
+from costwarden.cli.render import (
+    alert_panel,
+    budget_table,
+    ingest_summary,
+    progress_bar,
+    quota_section,
+)
 from costwarden.config import PaletteSettings, Settings
 from costwarden.domain.budget import Budget
 from costwarden.errors import ALERTS_FIRED_EXIT_CODE, ConfigError
 from costwarden.pipeline import RunResult, run_pass
+from costwarden.sources.calendar import cached_calendar
 from costwarden.store import Store
 
 DEMO_SEED = 7
@@ -47,6 +54,8 @@ def parse_as_of(value: str | None) -> datetime:
         parsed = datetime.combine(parsed.date(), time(), UTC)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
+    if not datetime(2000, 1, 1, tzinfo=UTC) <= parsed <= datetime(2100, 1, 1, tzinfo=UTC):
+        raise ConfigError(f"--as-of {value!r} is outside the years 2000 to 2099")
     return parsed.astimezone(UTC)
 
 
@@ -65,6 +74,17 @@ def demo_budgets_file() -> Path:
     return Path(str(resources.files("costwarden") / "data" / "demo" / "budgets.yaml"))
 
 
+def demo_calendar_file() -> Path:
+    """Return the calendar of scheduled jobs the demo uses, shipped inside the package."""
+    return Path(str(resources.files("costwarden") / "data" / "demo" / "calendar.ics"))
+
+
+def check_calendar(settings: Settings) -> None:
+    """Read the calendar file before the pass, so a broken file stops the run before ingestion."""
+    if settings.calendar_file is not None:
+        cached_calendar(settings.calendar_file)
+
+
 def show_result(result: RunResult, as_json: bool) -> None:
     if as_json:
         print_json(result.payloads())
@@ -73,6 +93,8 @@ def show_result(result: RunResult, as_json: bool) -> None:
     if result.ingest:
         stdout.print(ingest_summary(result.ingest))
     stdout.print(budget_table(result.statuses))
+    if result.quota is not None:
+        stdout.print(quota_section(result.quota))
     if not result.alerts:
         stdout.print("[green]No budget thresholds crossed.[/]")
         return
@@ -104,16 +126,26 @@ def run(
         bool, typer.Option("--no-ingest", help="Skip Palette; use the cost data already stored.")
     ] = False,
     as_json: JsonOption = False,
+    calendar: Annotated[
+        Path | None,
+        typer.Option(
+            "--calendar",
+            help="Calendar of scheduled jobs (.ics or CSV) whose cost is added to the forecasts; "
+            "default: calendar_file from settings.",
+            dir_okay=False,
+        ),
+    ] = None,
     fail_on_alert: Annotated[
         bool,
         typer.Option("--fail-on-alert", help=f"Exit with {ALERTS_FIRED_EXIT_CODE} when an alert fires."),
     ] = False,
 ) -> None:
     """Ingest from Palette (or use stored data), forecast every budget, and report alerts."""
-    settings = state(ctx).settings()
+    settings = state(ctx).settings(calendar_file=calendar)
     budgets = load_budgets(resolve_budget_file(budgets_file, settings))
+    check_calendar(settings)
     result = execute(settings, budgets, parse_as_of(as_of), ingest=not no_ingest, as_json=as_json)
-    if fail_on_alert and result.alerts:
+    if fail_on_alert and (result.alerts or result.quota_alerts):
         raise typer.Exit(ALERTS_FIRED_EXIT_CODE)
 
 
@@ -135,8 +167,10 @@ def demo(
                 update={
                     "database_url": f"sqlite:///{Path(directory) / 'costwarden.db'}",
                     "palette": PaletteSettings(url=simulator.url, api_key=simulator.api_key),
+                    "calendar_file": demo_calendar_file(),
                 }
             )
+            check_calendar(settings)
             if not as_json:
                 stderr.print(
                     f"Palette simulator on {simulator.url} (seed {seed}), clock {DEMO_AS_OF:%Y-%m-%d %H:%M} UTC"

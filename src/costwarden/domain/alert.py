@@ -10,6 +10,7 @@ from typing import Literal
 
 from costwarden.domain.budget import Budget, PeriodWindow, Threshold
 from costwarden.domain.forecast import Exceedance, Forecast
+from costwarden.domain.schedule import ScheduledComponent
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,8 @@ class BudgetStatus:
     """The state of one budget in its current period, with the evidence behind it.
 
     ``problem`` is set, and the forecast fields are ``None``, when the scope matched no cost data.
+    ``scheduled`` is the cost of scheduled jobs in the period, already included in ``forecast``
+    and ``exceedance``; it is ``None`` when no scheduled job applies.
     """
 
     budget: Budget
@@ -57,6 +60,8 @@ class BudgetStatus:
     links: tuple[ClusterLink, ...] = ()
     data_start: date | None = None
     problem: str | None = None
+    scheduled: ScheduledComponent | None = None
+    missing_days: int = 0
 
     @property
     def at_risk(self) -> bool:

@@ -92,6 +92,12 @@ class Store:
                 f"cannot open database {safe_url}: {exc.__class__.__name__}: {exc.args[0]}; "
                 "check --database-url or COSTWARDEN_DATABASE_URL"
             ) from exc
+        except ImportError as exc:
+            scheme = url.split(":", 1)[0]
+            raise StoreError(
+                f"no database driver for {scheme!r} URLs ({exc.name} is not installed); costwarden "
+                "supports sqlite:/// and postgresql+psycopg:// URLs"
+            ) from exc
         logger.debug("opened database %s", engine.url.render_as_string(hide_password=True))
         return cls(engine)
 

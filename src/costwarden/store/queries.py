@@ -55,10 +55,14 @@ def resolve_scope(session: Session, budget: Budget) -> ResolvedScope:
 
 
 def _default_source(session: Session, scope: Scope) -> str:
+    """Return "focus" for billing scopes, or when only billing data is stored; else "palette"."""
     if scope.provider or scope.account or scope.service:
         return "focus"
     has_palette = session.scalar(select(CostFact.id).where(CostFact.source == "palette").limit(1))
-    return "palette" if has_palette is not None else "focus"
+    if has_palette is not None:
+        return "palette"
+    has_focus = session.scalar(select(CostFact.id).where(CostFact.source == "focus").limit(1))
+    return "focus" if has_focus is not None else "palette"
 
 
 def _resolve_palette(session: Session, scope: Scope) -> ResolvedScope:
@@ -225,6 +229,18 @@ def data_bounds(session: Session, resolved: ResolvedScope) -> tuple[date, date] 
     if first is None:
         return None
     return first, last
+
+
+def source_last_day(session: Session, resolved: ResolvedScope) -> date | None:
+    """Return the last day with any fact of the scope's source and grain, across all scopes.
+
+    A scope whose own facts end earlier had no spend on the later days (a cluster turned off). When
+    the whole source ends earlier, those days are missing: the source has not reported them yet.
+    """
+    query = select(func.max(CostFact.day)).where(
+        CostFact.source == resolved.source, CostFact.grain == resolved.grain
+    )
+    return session.scalar(query)
 
 
 def cluster_links(session: Session, resolved: ResolvedScope) -> list[tuple[str, str | None, str]]:
