@@ -114,7 +114,7 @@ def ingest_palette(
             fetched = _fetch(owned, start, end, steps)
 
     records, points = _records(fetched, settings.currency, start, end)
-    batch = _new_batch(settings, started_at, points, fetched.warnings)
+    batch = new_batch(settings, started_at, points, fetched.warnings)
     _write(store, fetched, records, batch)
     steps.advance("Stored Palette data")
 
@@ -420,15 +420,21 @@ def _daily(
         yield day, breakdown, _money(totals[day])
 
 
-def _new_batch(
-    settings: PaletteSettings, started_at: datetime, points: int, warnings: list[str]
+def new_batch(
+    settings: PaletteSettings,
+    started_at: datetime,
+    points: int,
+    warnings: list[str],
+    *,
+    source: str = SOURCE,
 ) -> IngestBatch:
+    """Return the batch row of one Palette ingestion, before its counts are known."""
     origin = settings.url
     if settings.project_uid:
         origin += f" project {settings.project_uid}"
     return IngestBatch(
         id=str(uuid.uuid4()),
-        source=SOURCE,
+        source=source,
         origin=origin,
         started_at=started_at,
         finished_at=started_at,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -28,6 +27,7 @@ from costwarden.config import PaletteSettings, QuotaSettings
 from costwarden.domain.cost import IngestReport
 from costwarden.errors import PaletteApiError, StoreError
 from costwarden.sources.palette.client import PaletteClient
+from costwarden.sources.palette.ingest import new_batch
 from costwarden.sources.palette.models import ClusterSummary, ConsumptionSeries, DashboardWorkspaces
 from costwarden.sources.palette.usage_rows import (
     ClusterMeta,
@@ -125,7 +125,7 @@ def ingest_palette_usage(
 
     rows, points_read = _usage_rows(fetched, window)
     limits = _limits(fetched)
-    batch = _new_batch(settings, started_at, points_read, fetched.warnings)
+    batch = new_batch(settings, started_at, points_read, fetched.warnings, source=SOURCE)
     _write(store, rows, limits, batch, window)
 
     report = _report(batch, window)
@@ -327,26 +327,6 @@ def _limits(fetched: _Fetched) -> list[LimitRow]:
         )
         limits.extend(workspace_limits(workspaces, units))
     return limits
-
-
-def _new_batch(
-    settings: PaletteSettings, started_at: datetime, points_read: int, warnings: list[str]
-) -> IngestBatch:
-    origin = settings.url
-    if settings.project_uid:
-        origin += f" project {settings.project_uid}"
-    return IngestBatch(
-        id=str(uuid.uuid4()),
-        source=SOURCE,
-        origin=origin,
-        started_at=started_at,
-        finished_at=started_at,
-        rows_read=points_read,
-        facts_inserted=0,
-        facts_updated=0,
-        facts_unchanged=0,
-        warnings=list(warnings),
-    )
 
 
 def _write(
