@@ -46,7 +46,7 @@ class PaletteSettings(BaseModel):
     backoff_base_seconds: float = Field(
         0.5, ge=0, description="First retry delay in seconds; it doubles each retry, with jitter."
     )
-    backoff_max_seconds: float = Field(30.0, ge=0, description="Longest retry delay, in seconds.")
+    backoff_max_seconds: float = Field(30.0, ge=0, description="Maximum retry delay, in seconds.")
     dashboard_rate_per_second: float = Field(
         8.0,
         gt=0,
@@ -96,7 +96,7 @@ class PaletteSettings(BaseModel):
 
 
 class FocusSettings(BaseModel):
-    """How FOCUS billing exports map to cost records."""
+    """The mapping of FOCUS billing export columns and tags to cost records."""
 
     model_config = ConfigDict(extra="forbid")
 

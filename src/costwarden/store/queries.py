@@ -22,7 +22,7 @@ class ResolvedScope:
     """A budget scope turned into the facts it covers.
 
     ``clusters`` and ``namespaces`` are ``None`` when the scope does not filter on them; an empty
-    set means the scope matched nothing, and ``problem`` says why.
+    set means the scope matched nothing, and ``problem`` gives the reason.
     """
 
     source: str
