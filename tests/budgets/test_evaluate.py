@@ -188,13 +188,14 @@ def test_late_source_days_are_forecast_not_zero(steady_store):
 
     status = _evaluate(steady_store, "steady")
 
-    assert status.missing_days == 3
-    assert status.history_end == date(2026, 11, 12)
-    assert status.spent_to_date == Decimal("1200")
+    # The source's last day, Nov 12, may be partial, so it is forecast along with Nov 13-15.
+    assert status.missing_days == 4
+    assert status.history_end == date(2026, 11, 11)
+    assert status.spent_to_date == Decimal("1100")
     assert float(status.exceedance.forecast_total) == pytest.approx(3000, abs=5)
     assert status.exceedance.breach_date == date(2026, 11, 21)
     alert = crossed_thresholds(status, AS_OF)[-1]
-    assert alert_payload(alert)["data_window"]["missing_days"] == 3
+    assert alert_payload(alert)["data_window"]["missing_days"] == 4
 
 
 def test_quiet_scope_is_not_late(steady_store):
@@ -223,3 +224,14 @@ def _other_cluster_fact(day):
         cluster_uid="c2",
         cluster_name="other-cluster",
     )
+
+
+def test_other_currency_is_not_summed(steady_store):
+    text = BUDGETS.replace("amount: 2000", "amount: 2000\n    currency: EUR")
+    budget = next(b for b in parse_budgets(text) if b.name == "steady")
+    with steady_store.transaction() as session:
+        status = evaluate_budget(session, budget, AS_OF, load_settings(forecast__sample_paths=500))
+
+    assert status.problem is not None
+    assert "is in USD, not EUR" in status.problem
+    assert status.spent_to_date == 0

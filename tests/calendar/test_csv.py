@@ -177,3 +177,26 @@ def test_repeated_column_is_named(write_csv):
 
     assert caught.value.line == 1
     assert caught.value.field == "cost"
+
+
+def test_unbounded_fine_rule_is_rejected(write_csv):
+    path = write_csv("""
+        name,start,duration,timezone,rrule,cost,currency,cluster
+        Poller,2026-11-01T00:00:00Z,PT1S,,FREQ=SECONDLY,0.01,USD,c1
+    """)
+
+    calendar = load_calendar(path)
+
+    with pytest.raises(CalendarFileError, match="more than 5000 job occurrences"):
+        calendar.occurrences(NOVEMBER, JANUARY)
+
+
+def test_long_job_started_before_window_counts(write_csv):
+    path = write_csv("""
+        name,start,end,duration,timezone,rrule,cost,currency,cluster
+        Migration,2026-10-20T00:00:00Z,2026-11-10T00:00:00Z,,,,210,USD,c1
+    """)
+
+    occurrences = load_calendar(path).occurrences(NOVEMBER, JANUARY)
+
+    assert [o.job.name for o in occurrences] == ["Migration"]

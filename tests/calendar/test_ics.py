@@ -325,3 +325,18 @@ def test_date_start_with_datetime_end_rejected(write_ics):
 
     assert error.field == "DTEND"
     assert "same type" in str(error)
+
+
+def test_unknown_tzid_is_rejected(tmp_path):
+    path = tmp_path / "mars.ics"
+    path.write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:x1\r\n"
+        "SUMMARY:Mars job\r\nDTSTART;TZID=Mars/Olympus:20261120T000000\r\nDURATION:PT2H\r\n"
+        "X-COSTWARDEN-COST:100\r\nX-COSTWARDEN-CURRENCY:USD\r\nX-COSTWARDEN-CLUSTER:c1\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+
+    with pytest.raises(CalendarFileError, match="unknown time zone") as caught:
+        load_calendar(path)
+
+    assert "Mars/Olympus" in str(caught.value)

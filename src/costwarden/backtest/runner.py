@@ -14,6 +14,7 @@ to and including the origin day:
 from __future__ import annotations
 
 import logging
+import math
 import time as timer
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -89,8 +90,10 @@ class BacktestOptions(BaseModel):
     @field_validator("levels")
     @classmethod
     def _positive_levels(cls, values: tuple[float, ...]) -> tuple[float, ...]:
-        if any(value <= 0 for value in values):
-            raise ValueError(f"every budget level must be greater than 0, got {list(values)}")
+        if any(not math.isfinite(value) or value <= 0 for value in values):
+            raise ValueError(
+                f"every budget level must be a finite number greater than 0, got {list(values)}"
+            )
         return tuple(sorted(set(values)))
 
 

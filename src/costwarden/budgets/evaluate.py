@@ -24,6 +24,7 @@ from costwarden.store.queries import (
     cluster_links,
     daily_spend,
     daily_spend_by,
+    other_currencies,
     resolve_scope,
     source_last_day,
 )
@@ -74,10 +75,23 @@ def evaluate_budget(
         min(history_start, previous_window.start),
         history_end + timedelta(days=1),
     )
+    ignored = other_currencies(session, resolved)
+    if ignored and not resolved.problem:
+        logger.warning(
+            "budget %s: cost data in %s is ignored because the budget is in %s",
+            budget.name,
+            ", ".join(ignored),
+            budget.currency,
+        )
     if resolved.problem or not spend:
         problem = (
             resolved.problem or f"no {resolved.source} cost data for {budget.scope.describe()}"
         )
+        if ignored and not resolved.problem:
+            problem = (
+                f"the cost data for {budget.scope.describe()} is in {', '.join(ignored)}, not "
+                f"{budget.currency}; set the budget's currency to match"
+            )
         logger.warning("budget %s: %s", budget.name, problem)
         return replace(base, problem=problem)
 
@@ -117,23 +131,26 @@ def evaluate_budget(
 def _data_end(
     session: Session, resolved: ResolvedScope, complete_end: date, budget: Budget
 ) -> date:
-    """Return the last complete day to fit on: yesterday, or the source's last reported day.
+    """Return the last complete day to fit on: yesterday, or the day before the source's last day.
 
     Days after the source's last reported day are forecast rather than counted as zero spend, so
-    a late export or a Palette outage does not make an overrunning budget look safe.
+    a late export or a Palette outage does not make an overrunning budget look safe. A source that
+    stopped reporting may have stopped in the middle of its last day, so that day is forecast too.
     """
     last = source_last_day(session, resolved)
     if last is None or last >= complete_end:
         return complete_end
+    usable = last - timedelta(days=1)
     logger.warning(
-        "budget %s: %s cost data ends on %s, %d complete days before %s; those days are forecast",
+        "budget %s: %s cost data ends on %s, before %s; the %d days from %s on are forecast",
         budget.name,
         resolved.source,
         last,
-        (complete_end - last).days,
-        complete_end + timedelta(days=1),
+        complete_end,
+        (complete_end - usable).days,
+        last,
     )
-    return last
+    return usable
 
 
 def _with_schedule(

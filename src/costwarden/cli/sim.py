@@ -104,7 +104,13 @@ def palette_sim(
 
     app = create_app(settings)
     fleet = app.state.simulator.fleet
-    sock = bind_socket(host, port)
+    try:
+        sock = bind_socket(host, port)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {host} port {port}: {exc.strerror}; pick another --port, or 0 "
+            "for a free one"
+        ) from exc
     shown_host = f"[{host}]" if ":" in host else host
     url = f"http://{shown_host}:{sock.getsockname()[1]}"
 

@@ -38,6 +38,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import cache, lru_cache
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import icalendar
@@ -72,6 +73,15 @@ JOB_FIELDS = (
 CSV_TIMING_COLUMNS = ("uid", "name", "start", "end", "duration", "timezone", "rrule", "exdate")
 CSV_COLUMNS = CSV_TIMING_COLUMNS + JOB_FIELDS
 ICS_SUFFIXES = (".ics", ".ical", ".icalendar")
+
+MAX_AMOUNT = 10**12
+"""Largest cost or node-hours of one job; larger values are typing errors and overflow cents."""
+
+MAX_OCCURRENCES = 5000
+"""Occurrences one forecast window may expand to; more means a rule such as FREQ=SECONDLY."""
+
+OCCURRENCE_LOOKBACK = timedelta(days=35)
+"""How far before a window occurrences are expanded, so that a long job already running counts."""
 
 _NODE_FIELDS = ("instance_type", "cloud", "region", "capacity_type")
 _TRUE = {"true", "yes", "1"}
@@ -131,7 +141,7 @@ class Calendar:
         A zero-length occurrence counts when it starts inside the range.
         """
         found = []
-        for component in recurring_ical_events.of(self._ical).between(start, end):
+        for component in self._between(start, end):
             if str(component.get("STATUS", "")).upper() == "CANCELLED":
                 continue
             begin, finish = _to_utc(component.start), _to_utc(component.end)
@@ -140,6 +150,26 @@ class Calendar:
             found.append(Occurrence(self._job_for(component), begin, finish))
         found.sort(key=lambda occurrence: (occurrence.start, occurrence.job.uid))
         return found
+
+    def _between(self, start: datetime, end: datetime) -> list[Any]:
+        """Expand recurrences in [start, end), refusing rules that yield too many occurrences.
+
+        ``after`` yields occurrences in time order, so a rule such as FREQ=SECONDLY with no end
+        is stopped after ``MAX_OCCURRENCES`` instead of expanding for minutes.
+        """
+        components = []
+        for component in recurring_ical_events.of(self._ical).after(start - OCCURRENCE_LOOKBACK):
+            if _to_utc(component.start) >= end:
+                break
+            components.append(component)
+            if len(components) > MAX_OCCURRENCES:
+                raise CalendarFileError(
+                    self.path,
+                    f"more than {MAX_OCCURRENCES} job occurrences between {start:%Y-%m-%d} and "
+                    f"{end:%Y-%m-%d}; give the recurring events a coarser FREQ, a COUNT "
+                    "or an UNTIL",
+                )
+        return components
 
     def report_once(self, key: object) -> bool:
         """Return True the first time ``key`` is seen, so a warning is logged once per file read."""
@@ -316,6 +346,8 @@ def _decimal(text: str, name: str, where: _Where, *, allow_zero: bool) -> Decima
     if not value.is_finite() or value < 0 or (value == 0 and not allow_zero):
         bound = "zero or more" if allow_zero else "more than zero"
         raise where.error(f"must be a finite number, {bound}", name, text)
+    if value >= MAX_AMOUNT:
+        raise where.error(f"must be less than {MAX_AMOUNT:,}; check the number", name, text)
     return value
 
 
@@ -411,9 +443,11 @@ def _load_ics(path: str, data: bytes) -> Calendar:
     catalog = PriceCatalog.packaged()
     masters: dict[str, ScheduledJob] = {}
     overrides: dict[tuple[str, datetime], ScheduledJob] = {}
+    defined_zones = {str(zone["TZID"]) for zone in ical.walk("VTIMEZONE") if "TZID" in zone}
 
     for index, event in enumerate(events, start=1):
         where = _Where(path, event=_event_label(event, index))
+        _check_ics_zones(event, defined_zones, where)
         _check_ics_timing(event, where)
         uid, name = str(event["UID"]), str(event.get("SUMMARY") or event["UID"])
         recurrence_id = event.get("RECURRENCE-ID")
@@ -437,6 +471,18 @@ def _event_label(event: icalendar.Event, index: int) -> str:
     uid = event.get("UID")
     label = repr(str(uid)) if uid is not None else f"#{index}"
     return f"{label} ({str(summary)!r})" if summary is not None else label
+
+
+def _check_ics_zones(event: icalendar.Event, defined: set[str], where: _Where) -> None:
+    """Reject a TZID that is neither an IANA zone nor a VTIMEZONE of the file.
+
+    icalendar would otherwise read such a time as UTC without a warning.
+    """
+    for name in ("DTSTART", "DTEND", "RECURRENCE-ID"):
+        prop = event.get(name)
+        zone = prop.params.get("TZID") if prop is not None and hasattr(prop, "params") else None
+        if zone is not None and str(zone) not in defined:
+            _zone(str(zone), where)
 
 
 def _check_ics_timing(event: icalendar.Event, where: _Where) -> None:
@@ -531,13 +577,16 @@ def _load_csv(path: str, data: bytes) -> Calendar:
 
 def _csv_header(path: str, header: list[str] | None) -> list[str]:
     if header is None:
-        raise CalendarFileError(path, f"empty file; the first line must name the columns: "
-                                f"{', '.join(CSV_COLUMNS)}")
+        raise CalendarFileError(
+            path, f"empty file; the first line must name the columns: {', '.join(CSV_COLUMNS)}"
+        )
     names = [name.strip().lower() for name in header]
     for name in names:
         if name not in CSV_COLUMNS:
             raise CalendarFileError(
-                path, f"unknown column; known columns: {', '.join(CSV_COLUMNS)}", line=1,
+                path,
+                f"unknown column; known columns: {', '.join(CSV_COLUMNS)}",
+                line=1,
                 field=name or "(empty)",
             )
     for required in ("name", "start"):

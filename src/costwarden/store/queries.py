@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 
@@ -32,6 +32,7 @@ class ResolvedScope:
     filters: dict[str, str] = field(default_factory=dict)
     tag_requirements: tuple = ()
     problem: str | None = None
+    currency: str | None = None
 
     @property
     def child_dimension(self) -> str:
@@ -50,8 +51,10 @@ def resolve_scope(session: Session, budget: Budget) -> ResolvedScope:
     scope = budget.scope
     source = budget.source or _default_source(session, scope)
     if source == "focus":
-        return _resolve_billing(scope)
-    return _resolve_palette(session, scope)
+        resolved = _resolve_billing(scope)
+    else:
+        resolved = _resolve_palette(session, scope)
+    return replace(resolved, currency=budget.currency)
 
 
 def _default_source(session: Session, scope: Scope) -> str:
@@ -70,16 +73,22 @@ def _resolve_palette(session: Session, scope: Scope) -> ResolvedScope:
     clusters: set[str] | None = None
 
     if scope.cluster is not None:
-        clusters = _match_clusters(session, Cluster.uid == scope.cluster, Cluster.name == scope.cluster)
+        clusters = _match_clusters(
+            session, Cluster.uid == scope.cluster, Cluster.name == scope.cluster
+        )
         if not clusters:
-            return ResolvedScope("palette", grain, frozenset(), problem=f"no cluster {scope.cluster!r}")
+            return ResolvedScope(
+                "palette", grain, frozenset(), problem=f"no cluster {scope.cluster!r}"
+            )
 
     if scope.project is not None:
         in_project = _match_clusters(
             session, Cluster.project_uid == scope.project, Cluster.project_name == scope.project
         )
         if not in_project:
-            return ResolvedScope("palette", grain, frozenset(), problem=f"no project {scope.project!r}")
+            return ResolvedScope(
+                "palette", grain, frozenset(), problem=f"no project {scope.project!r}"
+            )
         clusters = in_project if clusters is None else clusters & in_project
 
     if grain == "cluster":
@@ -104,7 +113,9 @@ def _match_clusters(session: Session, *conditions: object) -> set[str]:
 def _match_namespaces(
     session: Session, scope: Scope, clusters: set[str] | None
 ) -> set[tuple[str, str]]:
-    cluster_labels = {row.uid: row.labels or {} for row in session.execute(select(Cluster.uid, Cluster.labels))}
+    cluster_labels = {
+        row.uid: row.labels or {} for row in session.execute(select(Cluster.uid, Cluster.labels))
+    }
 
     query = select(Namespace.cluster_uid, Namespace.name, Namespace.labels)
     if clusters is not None:
@@ -135,12 +146,16 @@ def _resolve_billing(scope: Scope) -> ResolvedScope:
     return ResolvedScope("focus", "resource", filters=filters, tag_requirements=scope.labels)
 
 
-def _filtered(query: Select, resolved: ResolvedScope) -> Select:
+def _filtered(query: Select, resolved: ResolvedScope, *, any_currency: bool = False) -> Select:
     query = query.where(CostFact.source == resolved.source, CostFact.grain == resolved.grain)
+    if resolved.currency is not None and not any_currency:
+        query = query.where(CostFact.currency == resolved.currency)
     if resolved.clusters is not None:
         query = query.where(CostFact.cluster_uid.in_(resolved.clusters))
     if resolved.namespaces is not None:
-        query = query.where(tuple_(CostFact.cluster_uid, CostFact.namespace).in_(resolved.namespaces))
+        query = query.where(
+            tuple_(CostFact.cluster_uid, CostFact.namespace).in_(resolved.namespaces)
+        )
     for column, value in resolved.filters.items():
         query = query.where(getattr(CostFact, column) == value)
     return query
@@ -229,6 +244,15 @@ def data_bounds(session: Session, resolved: ResolvedScope) -> tuple[date, date] 
     if first is None:
         return None
     return first, last
+
+
+def other_currencies(session: Session, resolved: ResolvedScope) -> list[str]:
+    """Return the currencies of the scope's facts other than the budget's, which it ignores."""
+    if resolved.problem or resolved.currency is None:
+        return []
+    query = _filtered(select(CostFact.currency).distinct(), resolved, any_currency=True)
+    query = query.where(CostFact.currency != resolved.currency)
+    return sorted(session.scalars(query))
 
 
 def source_last_day(session: Session, resolved: ResolvedScope) -> date | None:
