@@ -10,12 +10,17 @@ replaces the Gaussian quantiles with empirical ones, from the errors of the sele
 2. Scale per series and horizon: the root mean square of those scaled errors, shrunk towards
    the batch's value at that horizon with weight ``count / h`` (errors ``h`` days ahead from
    neighbouring origins overlap) against ``POOL_WEIGHT``. The batch's value is itself shrunk
-   towards 1, the model's own scale, with weight ``PRIOR_SERIES`` against the number of series
-   behind it. A batch of one series therefore stays close to the model's own intervals: one
-   series' month of errors is too few to tell a misjudged spread from chance.
+   towards 1, the model's own scale, with weight ``PRIOR_WINDOWS`` against the number of
+   effectively independent time windows behind it, which is the largest ``count / h`` of any
+   series. All series share the same holdout days, so a common shock in those weeks moves
+   every series' errors together, and more series add no independent windows. With the
+   default two folds of 14 days, the batch's scale therefore stays close to the model's own
+   from a horizon of about a week on, whatever the number of series. At horizon 1, 28
+   one-step errors give the batch's value more than half the weight, even for one series.
 3. Shape: the quantiles (2.5%, 10%, 90%, 97.5%) of the errors divided by that scale, pooled
    over the batch per band of horizons. A band with few errors uses the pool of all horizons.
-   The quantiles are mixed with the Gaussian ones in the same way as the scale.
+   The quantiles are mixed with the Gaussian ones with weight ``PRIOR_SERIES`` against the
+   number of series behind them.
 
 Each bound is then ``mean + sd * ratio * scale * quantile``, with ``sd`` from the model refitted
 on the whole history and ``ratio`` the weekday ratio of the forecast day. Beyond the longest
@@ -44,8 +49,11 @@ BANDS = ((1, 1), (2, 7), (8, 14), (15, 28), (29, 10_000))
 POOL_WEIGHT = 50.0
 """Weight of the batch's scale against a series' own, in effectively independent errors."""
 
+PRIOR_WINDOWS = 20.0
+"""Weight of the model's own scale against the batch's, in effectively independent errors."""
+
 PRIOR_SERIES = 20.0
-"""Weight of the Gaussian model against the batch's pooled errors, in series."""
+"""Weight of the Gaussian quantiles against the batch's pooled errors, in series."""
 
 WEEKDAY_PRIOR = 8.0
 """Weight of a series' overall one-step error against the errors of one weekday, in errors."""
@@ -149,11 +157,11 @@ def _scale(scaled: np.ndarray, horizons: np.ndarray) -> np.ndarray:
 
     pooled_count = np.sum(finite, axis=(0, 1))
     pooled_mean = np.sum(np.where(finite, squares, 0.0), axis=(0, 1)) / np.maximum(pooled_count, 1)
-    series = np.sum(count > 0, axis=0)
-    pooled = (series * pooled_mean + PRIOR_SERIES) / (series + PRIOR_SERIES)
+    weight = count / horizons[None, :]
+    windows = np.max(weight, axis=0)
+    pooled = (windows * pooled_mean + PRIOR_WINDOWS) / (windows + PRIOR_WINDOWS)
     pooled = _carry_forward(np.where(pooled_count > 0, pooled, np.nan))
 
-    weight = count / horizons[None, :]
     mixed = (weight * np.nan_to_num(own) + POOL_WEIGHT * pooled[None, :]) / (weight + POOL_WEIGHT)
     return np.sqrt(np.maximum(mixed, 1e-12))
 
