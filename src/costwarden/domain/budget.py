@@ -18,7 +18,9 @@ Severity = Literal["info", "warning", "critical"]
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """What a budget covers; every field that is set must match (logical AND).
+    """The cluster, project, namespace, labels or billing fields a budget covers.
+
+    Every field that is set must match (logical AND).
 
     ``cluster`` and ``project`` match a name or a uid. ``namespace`` without ``cluster`` matches
     that namespace in every cluster. ``labels`` is a parsed selector over the union of cluster and
@@ -67,7 +69,7 @@ class PeriodWindow:
 
 @dataclass(frozen=True, slots=True)
 class Period:
-    """How a budget resets: a calendar period in a time zone, or one custom date range.
+    """The reset rule of a budget: a calendar period in a time zone, or one custom date range.
 
     Cost facts are daily UTC amounts, so a period in another time zone is mapped onto UTC days:
     each UTC day counts in the local period that contains its midday (12:00 UTC).

@@ -10,7 +10,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Literal
 
 Grain = Literal["cluster", "namespace", "resource"]
-"""What one cost fact covers: a whole cluster, one namespace, or one billed resource (FOCUS row)."""
+"""The coverage of one cost fact: a cluster, one namespace, or one billed resource (FOCUS row)."""
 
 CENT = Decimal("0.01")
 
@@ -104,7 +104,7 @@ class NamespaceInfo:
 
 @dataclass(frozen=True, slots=True)
 class IngestReport:
-    """What one ingestion did; ``warnings`` name rows that were kept despite breaking a rule."""
+    """The outcome of one ingestion. ``warnings`` name rows kept although they break a rule."""
 
     source: str
     origin: str

@@ -28,8 +28,8 @@ class DailyForecast:
 class Forecast:
     """A fitted forecast of one daily spend series, with the evidence behind it.
 
-    ``paths`` holds simulated sample paths of the forecast days, shape (n_paths, len(dates)); sums
-    and first-crossing times are computed over them because daily errors are correlated.
+    ``paths`` contains simulated sample paths of the forecast days, shape (n_paths, len(dates)).
+    Sums and first-crossing times are computed over them because daily errors are correlated.
     ``history_end`` is the last complete UTC day used for fitting; ``as_of`` is the data-as-of time.
     """
 

@@ -21,7 +21,7 @@ ZERO = Decimal(0)
 class ResolvedScope:
     """A budget scope turned into the facts it covers.
 
-    ``clusters`` and ``namespaces`` are ``None`` when the scope does not filter on them; an empty
+    ``clusters`` and ``namespaces`` are ``None`` when the scope does not filter on them. An empty
     set means the scope matched nothing, and ``problem`` gives the reason.
     """
 

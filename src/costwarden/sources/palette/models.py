@@ -198,19 +198,16 @@ class Cluster(PaletteModel):
     status: Nested[ClusterStatus] = Field(default_factory=ClusterStatus)
 
 
-class CloudCostPoint(PaletteModel):
-    """One point of a cloud cost series (``v1CloudCostDataPoint``)."""
-
-    timestamp: UtcDatetime
-    compute: Money = Decimal(0)
-    storage: Money = Decimal(0)
-    total: Money = Decimal(0)
-
-
 class CloudCostTotal(PaletteModel):
     compute: Money = Decimal(0)
     storage: Money = Decimal(0)
     total: Money = Decimal(0)
+
+
+class CloudCostPoint(CloudCostTotal):
+    """One point of a cloud cost series (``v1CloudCostDataPoint``)."""
+
+    timestamp: UtcDatetime
 
 
 class CloudCostSeries(PaletteModel):
@@ -228,21 +225,17 @@ class CloudCostSummary(PaletteModel):
     total: Nested[CloudCostTotal] = Field(default_factory=CloudCostTotal)
 
 
-class ResourceCostPoint(PaletteModel):
-    """One point of a usage-based cost series (``v1ResourceCostDataPoint``)."""
-
-    timestamp: UtcDatetime
-    cpu: Money = Decimal(0)
-    memory: Money = Decimal(0)
-    storage: Money = Decimal(0)
-    total: Money = Decimal(0)
-
-
 class ResourceCostTotal(PaletteModel):
     cpu: Money = Decimal(0)
     memory: Money = Decimal(0)
     storage: Money = Decimal(0)
     total: Money = Decimal(0)
+
+
+class ResourceCostPoint(ResourceCostTotal):
+    """One point of a usage-based cost series (``v1ResourceCostDataPoint``)."""
+
+    timestamp: UtcDatetime
 
 
 class ResourceCostSeries(PaletteModel):
