@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from costwarden.errors import ConfigError
+from costwarden.forecast.options import BatchOptions
 
 DEFAULT_UI_URL_TEMPLATE = (
     "https://console.spectrocloud.com/projects/{project_uid}/clusters/{cluster_uid}/overview"
@@ -132,7 +133,21 @@ class ForecastSettings(BaseModel):
     min_history_days: int = Field(
         14, ge=2, description="Below this many days of history a simpler model is used."
     )
-    history_days: int = Field(180, ge=14, description="Days of history fitted at most.")
+    history_days: int = Field(
+        180, ge=14, description="Days of history the weekly models fit at most."
+    )
+    batch: BatchOptions = Field(
+        default_factory=BatchOptions,
+        description="Model choice, holdout, change points, month end, yearly regression and "
+        "calibration of the batched forecaster.",
+    )
+
+    @property
+    def fetch_days(self) -> int:
+        """Return the days of history a forecast reads: more when the yearly regression is on."""
+        if self.batch.yearly:
+            return max(self.history_days, self.batch.yearly_history_days)
+        return self.history_days
 
 
 class QuotaSettings(BaseModel):

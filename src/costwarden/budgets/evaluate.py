@@ -68,7 +68,7 @@ def evaluate_budget(
         missing_days=(complete_end - history_end).days,
     )
 
-    history_start = history_end - timedelta(days=settings.forecast.history_days - 1)
+    history_start = history_end - timedelta(days=settings.forecast.fetch_days - 1)
     spend = daily_spend(
         session,
         resolved,

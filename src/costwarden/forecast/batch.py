@@ -12,6 +12,10 @@ it then:
 6. refits the chosen model on the whole history and forecasts, adding the month-end effect;
 7. calibrates the 80% and 95% intervals on past forecast errors (see ``calibration``).
 
+Before those steps, series with at least ``yearly_min_days`` of spend are fitted by the yearly
+regression (see ``yearly``). Where it beats last week's repeat, it gives their forecast and they
+skip the steps above.
+
 The result is a ``BatchForecast``: a sequence of ``Forecast`` objects whose sample paths are
 drawn when a forecast is read. Its ``exceedance`` checks a budget per series and streams the
 paths, so those of the whole batch are never in memory at once.
@@ -27,11 +31,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from functools import cached_property
-from typing import overload
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
 
-from costwarden.config import ForecastSettings
 from costwarden.domain.budget import PeriodWindow
 from costwarden.domain.forecast import DailyForecast, Exceedance, Forecast
 from costwarden.errors import ForecastError
@@ -61,6 +64,12 @@ from costwarden.forecast.selection import (
     run_folds,
     select_models,
 )
+from costwarden.forecast.yearly import MODEL_ALIAS as YEARLY_ALIAS
+from costwarden.forecast.yearly import long_rows as yearly_rows
+from costwarden.forecast.yearly import yearly_stage
+
+if TYPE_CHECKING:
+    from costwarden.config import ForecastSettings
 
 logger = logging.getLogger(__name__)
 
@@ -243,28 +252,35 @@ def forecast_batch(
     naming the series, so check rows first when one bad series must not stop the batch
     (``forecast_many`` does).
     """
-    options = options or BatchOptions()
+    options = options or settings.batch
     started = timer.perf_counter()
     panel = _prepare(ids, values_2d, history_end, horizon, as_of, settings)
     n, end = panel.values.shape
     output = _Output.empty(n, horizon)
     starts = panel.starts.copy()
 
+    yearly = _fit_yearly(values_2d, yearly_rows(values_2d, options), horizon, options, output)
+    weekly = np.ones(n, dtype=bool)
+    weekly[list(yearly)] = False
+
     lengths = end - panel.starts
     short = lengths < max(settings.min_history_days, MIN_BATCH_DAYS)
-    _fit_fallbacks(panel, np.flatnonzero(short), horizon, settings, output)
-    long_rows = np.flatnonzero(~short)
+    _fit_fallbacks(panel, np.flatnonzero(short & weekly), horizon, settings, output)
+    long_rows = np.flatnonzero(~short & weekly)
     if long_rows.size:
         starts[long_rows] = _forecast_rows(panel, long_rows, horizon, options, output)
 
-    history_starts = [panel.first_day + timedelta(days=int(start)) for start in starts]
+    history_days = end - starts
+    for row, days in yearly.items():
+        history_days[row] = days
+    history_starts = [history_end - timedelta(days=int(days) - 1) for days in history_days]
     for row in range(n):
-        output.params[row]["history_days"] = int(end - starts[row])
+        output.params[row]["history_days"] = int(history_days[row])
     logger.info(
         "forecast batch of %d series in %.2f s: %d with the fallback model, models %s",
         n,
         timer.perf_counter() - started,
-        int(short.sum()),
+        int((short & weekly).sum()),
         _model_counts(output.models),
     )
     return BatchForecast(panel.ids, as_of, history_end, history_starts, output, settings)
@@ -486,6 +502,26 @@ def _fit_chosen(
     ratios = calib.weekday_ratios(values, starts, one_step)
     keys = (end + np.arange(horizon)) % SEASON
     return mean, sd * ratios[:, keys], ratios, model_params
+
+
+def _fit_yearly(
+    values_2d: np.ndarray, rows: np.ndarray, horizon: int, options: BatchOptions, output: _Output
+) -> dict[int, int]:
+    """Forecast the long series where the yearly regression wins; return their history days."""
+    if not rows.size:
+        return {}
+
+    values = np.array(values_2d, dtype=np.float64)[:, -options.yearly_history_days :]
+    result = yearly_stage(values, rows, horizon, options)
+    for k, row in enumerate(result.rows):
+        output.mean[row] = result.mean[k]
+        for level in LEVELS:
+            output.lower[level][row] = result.lower[level][k]
+            output.upper[level][row] = result.upper[level][k]
+        output.models[row] = YEARLY_ALIAS
+        output.versions[row] = BATCH_VERSION
+        output.params[row] = result.params[k]
+    return {int(row): int(days) for row, days in zip(result.rows, result.history_days, strict=True)}
 
 
 def _model_counts(models: list[str]) -> dict[str, int]:

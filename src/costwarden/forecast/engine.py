@@ -12,10 +12,10 @@ import time as timer
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from costwarden.config import ForecastSettings
 from costwarden.domain.forecast import DailyForecast, Forecast
 from costwarden.errors import ForecastError
 from costwarden.forecast.batch import first_invalid_day, forecast_batch, validate_request
@@ -23,6 +23,9 @@ from costwarden.forecast.candidates import BATCH_MODELS
 from costwarden.forecast.models import LEVELS, MODELS, ForecastModel, Prediction
 from costwarden.forecast.options import BatchOptions
 from costwarden.forecast.paths import draw_paths, innovation_pool, path_inputs, path_rows
+
+if TYPE_CHECKING:
+    from costwarden.config import ForecastSettings
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +81,7 @@ def forecast_series(
     """
     y = _validated_history(series_id, values, history_end, horizon, as_of)
     if model == PRIMARY_MODEL or model in BATCH_MODELS.names():
-        options = options or BatchOptions()
+        options = options or settings.batch
         if model != PRIMARY_MODEL:
             options = options.model_copy(update={"candidates": (model,)})
         batch = forecast_batch(
@@ -112,7 +115,7 @@ def forecast_many(
             logger.error("forecast series %s failed: %s", series_id, exc)
             batch.failures[series_id] = exc
             continue
-        groups.setdefault(history_end, {})[series_id] = y[-settings.history_days :]
+        groups.setdefault(history_end, {})[series_id] = y[-settings.fetch_days :]
 
     for history_end, rows in groups.items():
         ids = list(rows)

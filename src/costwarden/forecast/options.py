@@ -67,6 +67,29 @@ class BatchOptions(BaseModel):
         3, ge=2, description="Month ends in the history needed to estimate the effect."
     )
 
+    yearly: bool = Field(
+        True,
+        description="Fit a trend, yearly and weekday regression to series with at least "
+        "yearly_min_days of spend, and keep it where it beats the weekly models.",
+    )
+    yearly_min_days: int = Field(
+        730, ge=730, description="Days of spend a series needs for the yearly regression."
+    )
+    yearly_history_days: int = Field(
+        3660, ge=730, description="Days of history the yearly regression reads at most."
+    )
+    yearly_order: int = Field(10, ge=1, le=30, description="Sine and cosine pairs of the year.")
+    yearly_knot_days: int = Field(
+        60, ge=14, description="Days between the points where the trend's slope may change."
+    )
+    yearly_trend_penalty: float = Field(
+        1.0, gt=0, description="Ridge penalty on the slope changes; higher keeps the trend straighter."
+    )
+    yearly_folds: int = Field(
+        3, ge=1, description="Past periods on which the regression and the weekly models compete."
+    )
+    yearly_fold_days: int = Field(30, ge=7, description="Days of each of those periods.")
+
     @model_validator(mode="after")
     def _check_candidates(self) -> Self:
         if len(set(self.candidates)) != len(self.candidates):
