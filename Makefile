@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test postgres bench clean
+.PHONY: install demo test postgres prometheus bench clean
 
 $(BIN)/costwarden: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "costwarden needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -20,7 +20,10 @@ demo: install
 postgres:
 	@bash scripts/ensure-postgres.sh
 
-test: install postgres
+prometheus:
+	@bash scripts/ensure-prometheus.sh
+
+test: install postgres prometheus
 	$(BIN)/python -m pytest
 
 bench: install

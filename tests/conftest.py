@@ -1,4 +1,5 @@
-"""Shared fixtures: a real SQLite file per test and one real PostgreSQL server per session."""
+"""Shared fixtures: a real SQLite file per test, and one real PostgreSQL and one real Prometheus
+server per session."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_fixtures import prometheus_server, pytest_runtest_makereport  # noqa: F401
 
 from costwarden.store import Store
 

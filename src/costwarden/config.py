@@ -9,12 +9,22 @@ Nested settings use one underscore after the group in the environment, for examp
 from __future__ import annotations
 
 import os
+import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -142,6 +152,12 @@ class ForecastSettings(BaseModel):
         "calibration of the batched forecaster.",
     )
 
+    backtest_adjustment: bool = Field(
+        True,
+        description="Scale intervals by the latest adjustment that 'costwarden backtest "
+        "--save-adjustment' stored for the cost source.",
+    )
+
     @property
     def fetch_days(self) -> int:
         """Return the days of history a forecast reads: more when the yearly regression is on."""
@@ -186,6 +202,241 @@ class QuotaSettings(BaseModel):
     )
 
 
+class AnomalySettings(BaseModel):
+    """Cost and utilisation anomaly detection, run on every pass after ingestion."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="Detect cost and utilisation anomalies on each pass.")
+    lookback_days: int = Field(
+        14,
+        ge=1,
+        le=60,
+        description="Complete UTC days before the pass that are checked, the last one included.",
+    )
+    baseline_days: int = Field(
+        28,
+        ge=14,
+        le=182,
+        multiple_of=7,
+        description="Days before each checked day whose median level and spread give the "
+        "expected value; a multiple of 7.",
+    )
+    season_weeks: int = Field(
+        8, ge=2, le=26, description="Weeks before each checked day that give the weekday pattern."
+    )
+    min_history_days: int = Field(
+        21,
+        ge=7,
+        description="Days with data, within the baseline window, that a scope needs before one "
+        "of its days is judged.",
+    )
+    z_threshold: float = Field(
+        5.0,
+        gt=0,
+        description="Robust z-score (excess over the expected value, in units of the baseline's "
+        "MAD scale) at which an anomaly opens.",
+    )
+    continue_z: float = Field(
+        2.5,
+        gt=0,
+        description="Robust z-score, against the baseline frozen at the first anomalous day, "
+        "above which later days still belong to the anomaly.",
+    )
+    min_impact_per_day: Decimal = Field(
+        Decimal("50"),
+        ge=0,
+        description="Smallest excess over the expected daily cost that is flagged, in the Palette "
+        "currency, so that small scopes do not page people.",
+    )
+    min_percent: float = Field(
+        0.2, ge=0, description="Smallest excess flagged, as a share of the expected daily cost."
+    )
+    critical_impact_per_day: Decimal = Field(
+        Decimal("1000"),
+        ge=0,
+        description="Excess per day, in the Palette currency, from which an anomaly is critical.",
+    )
+    level_shift_min_days: int = Field(
+        3,
+        ge=2,
+        description="Consecutive anomalous days after which a rise is a level shift (a new "
+        "normal) instead of a spike.",
+    )
+    scale_floor: float = Field(
+        0.02,
+        ge=0,
+        description="Smallest noise scale, as a share of the level, so that a flat series does "
+        "not turn cent-sized changes into huge scores.",
+    )
+    scopes: list[Literal["cluster", "namespace", "project", "profile", "label", "cloud"]] = Field(
+        default_factory=lambda: ["cluster", "namespace", "project", "profile", "label", "cloud"],
+        description="Kinds of scope checked. Groups (project, profile, label, cloud) are checked "
+        "only when they contain at least two clusters.",
+    )
+    label_keys: list[str] | None = Field(
+        None,
+        description="Cluster label keys that form label scopes; every key when unset.",
+    )
+    related_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="A group anomaly is listed under its clusters' anomalies, instead of "
+        "alerting on its own, when they carry at least this share of its excess.",
+    )
+    max_contributors: int = Field(5, ge=1, description="Contributors kept per dimension.")
+    utilisation: bool = Field(
+        True, description="Also check CPU, memory and GPU usage series for anomalies."
+    )
+    cpu_saturation: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="CPU use that counts as near 100%: the cluster's CPU peak over its worker "
+        "cores, or, when the cores are not known, the namespace's CPU over its quota.",
+    )
+    utilisation_score: float = Field(
+        0.9,
+        gt=0,
+        lt=1,
+        description="Score in [0, 1] from the usage detector at which a usage rise counts.",
+    )
+    sustained_days: int = Field(
+        3, ge=1, description="Days a usage rise must last to be reported as sustained."
+    )
+
+
+class RecommendSettings(BaseModel):
+    """Which savings recommenders run, their options, and the usage history they read."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: list[str] | None = Field(
+        None, description="Registry names of the recommenders to run; unset runs every one."
+    )
+    options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Options per recommender name, validated by that recommender's settings.",
+    )
+    window_days: int = Field(7, ge=1, le=90, description="Days of usage metrics read.")
+    min_history_days: int = Field(
+        7,
+        ge=1,
+        le=90,
+        description="Days of metrics a workload, node or volume needs before it gets a "
+        "recommendation; at most window_days.",
+    )
+
+    @model_validator(mode="after")
+    def _history_within_window(self) -> RecommendSettings:
+        if self.min_history_days > self.window_days:
+            raise ValueError(
+                f"min_history_days ({self.min_history_days}) must not exceed window_days "
+                f"({self.window_days})"
+            )
+        return self
+
+
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+"""A Prometheus label name."""
+
+
+class PrometheusSettings(BaseModel):
+    """How to reach the Prometheus HTTP API that holds container, node and GPU metrics."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(
+        None,
+        description="Base URL of the Prometheus HTTP API, without /api/v1, for example "
+        "http://prometheus.monitoring:9090; unset leaves the source unconfigured.",
+    )
+    bearer_token: SecretStr | None = Field(
+        None, description="Token sent as 'Authorization: Bearer'; not together with a password."
+    )
+    username: str | None = Field(None, description="User name for HTTP basic authentication.")
+    password: SecretStr | None = Field(None, description="Password for HTTP basic authentication.")
+    verify_tls: bool = Field(True, description="Check the server's TLS certificate.")
+    timeout_seconds: float = Field(
+        60.0, gt=0, description="Timeout of one HTTP request, in seconds."
+    )
+    max_retries: int = Field(
+        3, ge=0, description="Retries after a 429, a 5xx, a timeout or another transport error."
+    )
+    backoff_base_seconds: float = Field(
+        0.5, ge=0, description="First retry delay in seconds; it doubles each retry, with jitter."
+    )
+    backoff_max_seconds: float = Field(
+        30.0, ge=0, description="Maximum retry delay in seconds, also the cap on Retry-After."
+    )
+    max_series_per_query: int = Field(
+        2000,
+        ge=1,
+        description="Series one query may return; queries over more namespaces are split by "
+        "namespace. 2000 series of a 7-day subquery at a 5-minute step hold about 4 million "
+        "points, well below Prometheus' default --query.max-samples of 50 million.",
+    )
+    max_points_per_query: int = Field(
+        11000,
+        ge=2,
+        le=11000,
+        description="Points per series in one range query; longer ranges are split in time. "
+        "Prometheus rejects range queries of more than 11,000 points per series.",
+    )
+    step_seconds: int = Field(
+        300, ge=1, description="Resolution of range queries and subqueries, in seconds."
+    )
+    rate_window_seconds: int = Field(
+        300,
+        ge=1,
+        description="Window of rate() and increase() over counters, in seconds; at least four "
+        "times the scrape interval.",
+    )
+    concurrency: int = Field(4, ge=1, le=64, description="Queries sent to Prometheus at once.")
+    cluster_label: str = Field(
+        "cluster",
+        description="Label that names the cluster of each series; series without it belong to "
+        "the cluster named ''.",
+    )
+    node_exporter_node_label: str = Field(
+        "instance",
+        description="Label of node-exporter series that contains the node name (kube-prometheus "
+        "relabels instance to it).",
+    )
+    dcgm_node_label: str = Field(
+        "Hostname", description="Label of DCGM exporter series that contains the node name."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _valid_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            url = httpx.URL(value)
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"{value!r} is not a valid URL ({exc})") from exc
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(f"{value!r} is not an http(s) URL with a host")
+        return value.rstrip("/")
+
+    @field_validator("cluster_label", "node_exporter_node_label", "dcgm_node_label")
+    @classmethod
+    def _valid_label_name(cls, value: str) -> str:
+        if not LABEL_NAME.match(value):
+            raise ValueError(f"{value!r} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind_of_auth(self) -> PrometheusSettings:
+        if self.bearer_token is not None and (self.username or self.password):
+            raise ValueError("set either bearer_token or username and password, not both")
+        if (self.username is None) != (self.password is None):
+            raise ValueError("basic authentication needs both username and password")
+        return self
+
+
 class Settings(BaseSettings):
     """All costwarden settings."""
 
@@ -211,6 +462,9 @@ class Settings(BaseSettings):
     focus: FocusSettings = Field(default_factory=FocusSettings)
     forecast: ForecastSettings = Field(default_factory=ForecastSettings)
     quota: QuotaSettings = Field(default_factory=QuotaSettings)
+    anomaly: AnomalySettings = Field(default_factory=AnomalySettings)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    recommend: RecommendSettings = Field(default_factory=RecommendSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -283,6 +537,11 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     return settings
 
 
+def _is_secret(key: str) -> bool:
+    """Tell whether a setting holds a credential, whose value an error must not repeat."""
+    return any(word in key for word in ("api_key", "token", "password"))
+
+
 def _describe(exc: ValidationError) -> str:
     """Name each invalid setting with its environment variable and the value received."""
     problems = []
@@ -292,7 +551,7 @@ def _describe(exc: ValidationError) -> str:
         variable = "COSTWARDEN_" + "_".join(part.upper() for part in path)
         value = error.get("input")
         received = ""
-        if not isinstance(value, dict | list) and "api_key" not in key:
+        if not isinstance(value, dict | list) and not _is_secret(key):
             received = f" (got {value!r})"
         message = error["msg"].removeprefix("Value error, ")
         problems.append(f"{key} (env {variable} or key {key} in the config file): {message}{received}")

@@ -11,10 +11,16 @@ code and the HTTP status it maps to, as the ``exit_code`` and ``http_status`` at
     │   ├── PriceNotFoundError    no list price for a cloud, region or instance type
     │   └── CalendarFileError     a calendar of scheduled jobs that does not parse or validate
     ├── SourceError               an upstream API failed                       exit 4
-    │   └── PaletteError
-    │       ├── PaletteAuthError      401 or 403
-    │       ├── PaletteRateLimitError 429 after every retry
-    │       └── PaletteApiError       any other error status or transport failure
+    │   ├── PaletteError
+    │   │   ├── PaletteAuthError      401 or 403
+    │   │   ├── PaletteRateLimitError 429 after every retry
+    │   │   └── PaletteApiError       any other error status or transport failure
+    │   └── PrometheusError
+    │       ├── PrometheusAuthError      401 or 403
+    │       ├── PrometheusRateLimitError 429 after every retry
+    │       ├── PrometheusQueryError     the server rejected or could not run a query (400, 422)
+    │       └── PrometheusApiError       any other error status, transport failure or bad response
+    │           └── PrometheusTimeoutError  the request timed out on every attempt
     ├── StoreError                the database could not be opened or migrated exit 5
     └── ForecastError             a forecast could not be computed            exit 6
 """
@@ -177,6 +183,50 @@ class PaletteRateLimitError(PaletteError):
 
 class PaletteApiError(PaletteError):
     """Palette returned another error status, or the connection failed."""
+
+
+class PrometheusError(SourceError):
+    """A call to the Prometheus HTTP API failed.
+
+    ``query`` is the PromQL expression or series selector sent, ``status`` the HTTP status, and
+    ``error_type`` the ``errorType`` of Prometheus' error body (``bad_data``, ``execution``,
+    ``timeout``, ...) or the name of the transport error.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        query: str | None = None,
+        status: int | None = None,
+        error_type: str | None = None,
+    ) -> None:
+        self.path = path
+        self.query = query
+        self.status = status
+        self.error_type = error_type
+        super().__init__(message)
+
+
+class PrometheusAuthError(PrometheusError):
+    """Prometheus, or the proxy in front of it, rejected the credentials (401) or access (403)."""
+
+
+class PrometheusRateLimitError(PrometheusError):
+    """Prometheus, or the proxy in front of it, returned 429 on every retry."""
+
+
+class PrometheusQueryError(PrometheusError):
+    """Prometheus rejected a query as invalid (400 ``bad_data``) or failed to run it (422)."""
+
+
+class PrometheusApiError(PrometheusError):
+    """Prometheus returned another error status or an unreadable body, or the connection failed."""
+
+
+class PrometheusTimeoutError(PrometheusApiError):
+    """A request to Prometheus timed out on every attempt."""
 
 
 class StoreError(CostwardenError):
