@@ -75,6 +75,7 @@ def run_pass(
         reports: tuple[IngestReport, ...] = ()
         if ingest and settings.palette.api_key is not None:
             reports = (_ingest_palette(store, settings, as_of, progress),)
+            reports += (_ingest_palette_events(store, settings, as_of, progress),)
             if settings.quota.enabled:
                 reports += (_ingest_palette_usage(store, settings, as_of, progress),)
         elif ingest:
@@ -109,6 +110,14 @@ def _ingest_palette(
     from costwarden.sources.palette.ingest import ingest_palette
 
     return ingest_palette(store, settings.palette, as_of=as_of, progress=progress)
+
+
+def _ingest_palette_events(
+    store: Store, settings: Settings, as_of: datetime, progress: Progress | None
+) -> IngestReport:
+    from costwarden.sources.palette.events import ingest_palette_events
+
+    return ingest_palette_events(store, settings.palette, as_of=as_of, progress=progress)
 
 
 def _ingest_palette_usage(

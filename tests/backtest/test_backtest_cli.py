@@ -35,10 +35,10 @@ def _costwarden(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def simulated_history(tmp_path_factory) -> str:
-    """Return the URL of a SQLite database holding 120 days of a four-cluster simulated fleet."""
+    """Return the URL of a SQLite database holding 120 days of a ten-cluster simulated fleet."""
     url = f"sqlite:///{tmp_path_factory.mktemp('backtest') / 'history.db'}"
     settings = SimulatorSettings(
-        seed=7, as_of=AS_OF, cluster_count=4, history_days=HISTORY_DAYS, rate_limit_enabled=False
+        seed=7, as_of=AS_OF, cluster_count=10, history_days=HISTORY_DAYS, rate_limit_enabled=False
     )
     with SimulatorServer(settings) as simulator:
         store = Store.open(url)
@@ -62,8 +62,8 @@ def test_json_and_plots(simulated_history, tmp_path):
     assert data["source"] == "palette"
     assert data["horizons"] == [7, 14, 30]
     assert len(data["origins"]) == 6
-    assert data["counts"]["scopes"] == 4
-    assert data["counts"]["forecasts"] == 24
+    assert data["counts"]["scopes"] == 10
+    assert data["counts"]["forecasts"] == 60
     assert data["counts"]["events"] > 0
     for record in [data, *data["scopes"]]:
         for field in METRICS:

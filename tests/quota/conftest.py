@@ -48,7 +48,7 @@ def start_simulator() -> Iterator[Callable[..., SimulatorServer]]:
             options: dict[str, Any] = {
                 "seed": 7,
                 "as_of": AS_OF,
-                "cluster_count": 6,
+                "cluster_count": 12,
                 "history_days": 40,
                 "rate_limit_enabled": False,
             }

@@ -107,7 +107,7 @@ def test_pool_node_counts_follow_simulated_fleet(
     nodes = _series(sqlite_store, "pool", "gpu-training", "nodes")
     gpus = _series(sqlite_store, "pool", "gpu-training", "gpu")
 
-    fleet = build_fleet(7, AS_OF, history_days=40, cluster_count=6)
+    fleet = build_fleet(7, AS_OF, history_days=40, cluster_count=12)
     cluster = fleet.cluster_named("ml-training-eks")
     pool_index = [pool.name for pool in cluster.pools].index("gpu-training")
     for day, value in nodes.items():

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from sim_helpers import daily_hourly_price
 
 from costwarden.simulator.fleet import PLANTED
 from costwarden.simulator.server import SimulatorServer
@@ -295,11 +296,7 @@ def test_cluster_cost_matches_palette_formula(
             day = (datetime.fromtimestamp(point["timestamp"], UTC) - fleet.start).days
             nodes = cluster.node_counts[:, day]
             compute = sum(
-                nodes[i]
-                * float(
-                    catalog.hourly_price(cluster.cloud_type, cluster.region, pool.instance_type)
-                )
-                * 24
+                nodes[i] * daily_hourly_price(catalog, fleet, cluster, pool)[day] * 24
                 for i, pool in enumerate(cluster.pools)
             )
             storage = sum(

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
+from sim_helpers import daily_hourly_price
 
 from costwarden.simulator.fleet import OVERRUN_CLUSTER, PLANTED, STABLE_CLUSTER, build_fleet
 from costwarden.sources.prices import PriceCatalog
@@ -72,9 +73,7 @@ def test_daily_cost_follows_palette_formula() -> None:
         compute = np.zeros(fleet.days)
         storage = np.zeros(fleet.days)
         for index, pool in enumerate(cluster.pools):
-            price = float(
-                catalog.hourly_price(cluster.cloud_type, cluster.region, pool.instance_type)
-            )
+            price = daily_hourly_price(catalog, fleet, cluster, pool)
             compute += cluster.node_counts[index] * price * 24
             storage += cluster.node_counts[index] * pool.disk_gib * storage_price * 24
         np.testing.assert_allclose(cluster.compute, compute, rtol=1e-12)

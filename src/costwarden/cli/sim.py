@@ -13,6 +13,7 @@ from costwarden.cli.common import stdout
 from costwarden.cli.run import parse_as_of
 from costwarden.errors import ConfigError
 from costwarden.simulator.app import create_app
+from costwarden.simulator.planted import PLANTED_CLUSTER_COUNT
 from costwarden.simulator.server import bind_socket, uvicorn_config
 from costwarden.simulator.settings import DEFAULT_API_KEY, SimulatorSettings
 
@@ -66,7 +67,14 @@ def palette_sim(
             help="Fraction of calls that get an injected 429, 500, 502 or 503.",
         ),
     ] = 0.0,
-    clusters: Annotated[int, typer.Option("--clusters", min=2, help="Clusters in the fleet.")] = 54,
+    clusters: Annotated[
+        int,
+        typer.Option(
+            "--clusters",
+            min=PLANTED_CLUSTER_COUNT,
+            help=f"Clusters in the fleet, the {PLANTED_CLUSTER_COUNT} planted ones included.",
+        ),
+    ] = 54,
     history_days: Annotated[
         int,
         typer.Option(

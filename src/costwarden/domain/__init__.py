@@ -9,9 +9,11 @@ from costwarden.domain.cost import (
     ProjectInfo,
     quantize_money,
 )
+from costwarden.domain.event import ClusterEvent
 from costwarden.domain.forecast import DailyForecast, Exceedance, Forecast
 
 __all__ = [
+    "ClusterEvent",
     "Budget",
     "ClusterInfo",
     "CostRecord",

@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from costwarden import __version__
+from costwarden.simulator.event_routes import event_router
 from costwarden.simulator.fleet import build_fleet
 from costwarden.simulator.guards import ApiError, FaultInjector, RateLimiter, Stats
 from costwarden.simulator.quota_routes import quota_router
@@ -53,6 +54,7 @@ def create_app(settings: SimulatorSettings | None = None) -> FastAPI:
     _add_error_handlers(app)
     app.include_router(router)
     app.include_router(quota_router)
+    app.include_router(event_router)
 
     logger.info(
         "Palette simulator app created: seed %d, as_of %s, %d projects, %d clusters",

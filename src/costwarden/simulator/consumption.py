@@ -105,13 +105,15 @@ def _namespace_hourly(
 ) -> dict[str, np.ndarray]:
     cpu = usage.namespace_cpu[rows]
     memory = usage.namespace_memory[rows]
+    requested_cpu = usage.request_basis_cpu[rows]
     if include_control_plane:
         cpu = cpu + usage.control_plane_cpu[rows]
         memory = memory + usage.control_plane_memory[rows]
+        requested_cpu = requested_cpu + usage.control_plane_cpu[rows]
     return {
         "usage_cpu": hourly(cpu, CPU_DAILY_AMPLITUDE),
         "usage_memory": hourly(memory, MEMORY_DAILY_AMPLITUDE),
-        "allotted_cpu": hourly(cpu * REQUEST_FACTOR, 0.0),
+        "allotted_cpu": hourly(requested_cpu * REQUEST_FACTOR, 0.0),
         "allotted_memory": hourly(memory * REQUEST_FACTOR, 0.0),
     }
 

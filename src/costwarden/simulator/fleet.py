@@ -28,7 +28,13 @@ from costwarden.simulator.model import (
     Pack,
     Project,
 )
-from costwarden.simulator.planted import OVERRUN_CLUSTER, PLANTED, STABLE_CLUSTER, PlantedCluster
+from costwarden.simulator.planted import (
+    OVERRUN_CLUSTER,
+    PLANTED,
+    PLANTED_CLUSTER_COUNT,
+    STABLE_CLUSTER,
+    PlantedCluster,
+)
 from costwarden.sources.prices import PriceCatalog
 
 __all__ = [
@@ -63,8 +69,11 @@ def build_fleet(
         raise ValueError(f"seed must be zero or positive, got {seed}")
     if history_days < 1:
         raise ValueError(f"history_days must be at least 1, got {history_days}")
-    if cluster_count < len(PLANTED):
-        raise ValueError(f"cluster_count must be at least {len(PLANTED)}, got {cluster_count}")
+    if cluster_count < PLANTED_CLUSTER_COUNT:
+        raise ValueError(
+            f"cluster_count must be at least {PLANTED_CLUSTER_COUNT}, the planted clusters, got "
+            f"{cluster_count}"
+        )
     return _build_cached(seed, as_of.astimezone(UTC), history_days, cluster_count)
 
 

@@ -1,20 +1,23 @@
 """Seeded generation of the simulated fleet and its daily node counts and costs.
 
 Every cluster draws from its own stream, ``numpy.random.default_rng([seed, kind, index])``, so a
-cluster does not change when other clusters are added. Node counts are daily averages, so they
-are fractional. Autoscaling pools follow a level with slow growth, a weekend dip and noise,
-clipped to the pool's minimum and maximum size. Other pools keep a fixed size.
+cluster does not change when other clusters are added. The fleet lists the two planted clusters
+first, then the clusters of the planted anomalies (``anomaly_plans.py``), then the random ones.
+Node counts are daily averages, so they are fractional. Autoscaling pools follow a level with
+slow growth, a weekend dip and noise, clipped to the pool's minimum and maximum size. Other pools
+keep a fixed size.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from types import MappingProxyType
 
 import numpy as np
 
 from costwarden.simulator import templates
+from costwarden.simulator.anomaly_plans import AnomalyPlanner
+from costwarden.simulator.events import fleet_events
 from costwarden.simulator.model import (
     HOURS_PER_DAY,
     Cluster,
@@ -25,45 +28,17 @@ from costwarden.simulator.model import (
     Pack,
     Project,
 )
+from costwarden.simulator.plans import ClusterPlan, PoolPlan
 from costwarden.simulator.planted import OVERRUN_CLUSTER, PLANTED, STABLE_CLUSTER
 from costwarden.simulator.templates import PROJECTS, ProjectTemplate
-from costwarden.sources.prices import CLOUD_TYPE_PROVIDERS, CapacityType, PriceCatalog
+from costwarden.sources.prices import CLOUD_TYPE_PROVIDERS, PriceCatalog
 
 KUBE_SYSTEM = "kube-system"
 GPU_POOL_MAX_SIZE = 24
 """Autoscaler maximum of the planted GPU pool, which its growth reaches soon after ``as_of``."""
 PLATFORM = next(template for template in PROJECTS if template.name == "platform")
-
-
-@dataclass(slots=True)
-class PoolPlan:
-    """A machine pool before pricing: its shape and its average node count per day."""
-
-    name: str
-    instance_type: str
-    levels: np.ndarray
-    min_size: int
-    max_size: int
-    disk_gib: int
-    is_control_plane: bool = False
-    is_system_pool: bool = False
-    capacity_type: CapacityType = "on-demand"
-
-
-@dataclass(slots=True)
-class ClusterPlan:
-    """A cluster before pricing."""
-
-    name: str
-    project: ProjectTemplate
-    cloud_type: str
-    region: str
-    env: str
-    created_at: datetime
-    pools: list[PoolPlan]
-    namespaces: list[str]
-    gpu_weights: dict[str, float]
-    utilisation: tuple[float, float]
+EXTRA_NODE_UTILISATION = 0.85
+"""Share of the cost of nodes added by a planted anomaly that goes to the namespace using them."""
 
 
 class FleetGenerator:
@@ -87,7 +62,12 @@ class FleetGenerator:
         self._accounts: dict[tuple[str, str], str] = {}
 
     def build(self, cluster_count: int) -> Fleet:
-        """Generate the projects, the two planted clusters and ``cluster_count - 2`` others."""
+        """Generate the projects, the planted clusters and random ones up to ``cluster_count``.
+
+        The random clusters keep the streams they had before the anomaly clusters existed:
+        random cluster ``i`` is assembled from stream ``[seed, 3, 2 + i]``, and the random
+        clusters are assembled before the anomaly clusters, which share their cloud accounts.
+        """
         rng = self._rng(0)
         tenant_uid, user_uid = _uid(rng), _uid(rng)
         projects = {
@@ -97,16 +77,22 @@ class FleetGenerator:
         self._profiles = self._make_profiles(rng)
 
         plans = [self._overrun_plan(), self._stable_plan()]
-        names = {plan.name for plan in plans}
-        for index in range(cluster_count - len(PLANTED)):
+        anomaly_plans = AnomalyPlanner(self).plans()
+        names = {plan.name for plan in [*plans, *anomaly_plans]}
+        for index in range(cluster_count - len(plans) - len(anomaly_plans)):
             plan = self._random_plan(self._rng(2, index), names)
             names.add(plan.name)
             plans.append(plan)
 
-        clusters = tuple(
+        clusters = [
             self._assemble(self._rng(3, index), plan, projects[plan.project.name])
             for index, plan in enumerate(plans)
-        )
+        ]
+        anomaly_clusters = [
+            self._assemble(self._rng(8, index), plan, projects[plan.project.name])
+            for index, plan in enumerate(anomaly_plans)
+        ]
+        planned = list(zip([*plans, *anomaly_plans], [*clusters, *anomaly_clusters], strict=True))
         return Fleet(
             seed=self.seed,
             as_of=self.as_of,
@@ -115,7 +101,8 @@ class FleetGenerator:
             tenant_uid=tenant_uid,
             user_uid=user_uid,
             projects=tuple(projects.values()),
-            clusters=clusters,
+            clusters=(*clusters[: len(PLANTED)], *anomaly_clusters, *clusters[len(PLANTED) :]),
+            events=fleet_events(self.seed, self.start, self.as_of, planned),
         )
 
     def _rng(self, *stream: int) -> np.random.Generator:
@@ -350,9 +337,11 @@ class FleetGenerator:
         node_counts = np.stack([pool.levels for pool in plan.pools])
         first_day = self._apply_creation(node_counts, plan.created_at)
         pool_compute = node_counts * prices[:, None] * HOURS_PER_DAY
+        self._apply_capacity_switches(plan, pools, node_counts, pool_compute)
         storage = (node_counts * disks[:, None]).sum(axis=0) * storage_price * HOURS_PER_DAY
 
         split = NamespaceSplit(rng, plan, pools, self.days)
+        extra_compute = _extra_compute(plan, pool_compute)
         namespaces = self._namespaces(rng, plan, split.names)
         node_counts.setflags(write=False)
         return Cluster(
@@ -371,9 +360,10 @@ class FleetGenerator:
             namespaces=namespaces,
             first_day=first_day,
             node_counts=node_counts,
+            pool_compute=_frozen(pool_compute),
             compute=_frozen(pool_compute.sum(axis=0)),
             storage=_frozen(storage),
-            namespace_compute=_frozen(split.compute(pool_compute)),
+            namespace_compute=_frozen(split.compute(pool_compute, extra_compute)),
             namespace_control_plane=_frozen(split.control_plane(pool_compute)),
             namespace_storage=_frozen(split.storage(storage)),
             cpu_share=_cpu_share(pools),
@@ -385,6 +375,7 @@ class FleetGenerator:
         price = self.catalog.hourly_price(plan.cloud_type, plan.region, pool.instance_type)
         shape = self.catalog.shape(plan.cloud_type, pool.instance_type)
         size = int(np.clip(round(float(pool.levels[-1])), pool.min_size, pool.max_size))
+        switch = pool.capacity_switch
         return MachinePool(
             name=pool.name,
             instance_type=pool.instance_type,
@@ -399,7 +390,31 @@ class FleetGenerator:
             vcpus=shape.vcpus,
             memory_gib=shape.memory_gib,
             gpus=shape.gpus,
+            capacity_type_before=switch.before if switch else None,
+            capacity_changed_at=self.start + timedelta(days=switch.day) if switch else None,
         )
+
+    def _apply_capacity_switches(
+        self,
+        plan: ClusterPlan,
+        pools: list[MachinePool],
+        node_counts: np.ndarray,
+        pool_compute: np.ndarray,
+    ) -> None:
+        """Price each day of a pool that changed capacity type at that day's mix of the two."""
+        day = np.arange(self.days, dtype=np.float64)
+        for index, (pool_plan, pool) in enumerate(zip(plan.pools, pools, strict=True)):
+            switch = pool_plan.capacity_switch
+            if switch is None:
+                continue
+            before = float(
+                self.catalog.hourly_price(
+                    plan.cloud_type, plan.region, pool.instance_type, switch.before
+                )
+            )
+            after_share = np.clip(day + 1.0 - switch.day, 0.0, 1.0)
+            hourly = before + (float(pool.hourly_price) - before) * after_share
+            pool_compute[index] = node_counts[index] * hourly * HOURS_PER_DAY
 
     def _apply_creation(self, node_counts: np.ndarray, created_at: datetime) -> int:
         """Zero the node counts before ``created_at`` and return the first day with cost."""
@@ -425,6 +440,7 @@ class FleetGenerator:
             created = plan.created_at
             if name != KUBE_SYSTEM:
                 created += timedelta(minutes=int(rng.integers(2, 120)))
+            created = plan.late_namespaces.get(name, created)
             namespaces.append(Namespace(_uid(rng), name, MappingProxyType(labels), created))
         return tuple(namespaces)
 
@@ -477,7 +493,9 @@ class NamespaceSplit:
     Each worker pool gives a share of its compute cost to the namespaces, scaled by the pool's
     utilisation, and GPU pools serve only the GPU namespaces. Control-plane pools serve only
     kube-system. A daily factor between 0.85 and 1.15 moves each namespace. Shares of a pool sum
-    to at most 0.85, so namespaces never add up to more than the cluster.
+    to at most 0.85, so namespaces never add up to more than the cluster. Nodes that a planted
+    anomaly added are left out of the pool shares, and 85% of their cost goes to the namespace
+    that uses them. Namespaces created inside the history get only such cost.
     """
 
     def __init__(
@@ -487,11 +505,18 @@ class NamespaceSplit:
         count = len(self.names)
         self.worker_shares = np.zeros((len(pools), count))
         self.control_plane_shares = np.zeros((len(pools), count))
+        self.extra_targets = {
+            index: self.names.index(pool.extra_namespace)
+            for index, pool in enumerate(plan.pools)
+            if pool.extra_namespace is not None
+        }
 
         gpu_index = [self.names.index(name) for name in plan.gpu_weights]
+        late_index = [self.names.index(name) for name in plan.late_namespaces]
         gpu_weights = np.array(list(plan.gpu_weights.values()))
         general_alpha = np.where(np.arange(count) == 0, 0.3, 1.5)
         general_alpha[gpu_index] = 0.0
+        general_alpha[late_index] = 0.0
 
         for index, pool in enumerate(pools):
             used = rng.uniform(*plan.utilisation)
@@ -503,16 +528,37 @@ class NamespaceSplit:
                 self.worker_shares[index] = used * _dirichlet(rng, general_alpha)
 
         self.storage_shares = rng.uniform(0.3, 0.7) * rng.dirichlet(np.ones(count))
+        self.storage_shares[late_index] = 0.0
         self.daily = np.clip(1.0 + 0.08 * rng.standard_normal((count, days)), 0.85, 1.15)
 
-    def compute(self, pool_compute: np.ndarray) -> np.ndarray:
-        return (self.worker_shares.T @ pool_compute) * self.daily
+    def compute(self, pool_compute: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
+        """Split the pools' compute cost. ``extra`` is the cost of nodes added by an anomaly."""
+        if extra is None:
+            return (self.worker_shares.T @ pool_compute) * self.daily
+        shares = self.worker_shares.T @ (pool_compute - extra)
+        for pool_index, namespace_index in self.extra_targets.items():
+            shares[namespace_index] += EXTRA_NODE_UTILISATION * extra[pool_index]
+        return shares * self.daily
 
     def control_plane(self, pool_compute: np.ndarray) -> np.ndarray:
         return (self.control_plane_shares.T @ pool_compute) * self.daily
 
     def storage(self, storage: np.ndarray) -> np.ndarray:
         return self.storage_shares[:, None] * storage[None, :] * self.daily
+
+
+def _extra_compute(plan: ClusterPlan, pool_compute: np.ndarray) -> np.ndarray | None:
+    """Return the compute cost of the nodes that planted anomalies added, or None if none."""
+    if all(pool.extra_levels is None for pool in plan.pools):
+        return None
+    extra = np.zeros_like(pool_compute)
+    for index, pool in enumerate(plan.pools):
+        if pool.extra_levels is None:
+            continue
+        share = np.zeros(len(pool.levels))
+        np.divide(pool.extra_levels, pool.levels, out=share, where=pool.levels > 0)
+        extra[index] = pool_compute[index] * share
+    return extra
 
 
 def _dirichlet(rng: np.random.Generator, alpha: np.ndarray) -> np.ndarray:

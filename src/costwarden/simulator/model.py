@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import numpy as np
 
+from costwarden.domain.event import ClusterEvent
 from costwarden.sources.prices import CLOUD_TYPE_PROVIDERS, CapacityType, Provider
 
 SECONDS_PER_DAY = 86_400
@@ -44,7 +45,11 @@ class ClusterProfile:
 
 @dataclass(frozen=True, slots=True)
 class MachinePool:
-    """One machine pool; ``size`` is the node count at ``as_of``, rounded."""
+    """One machine pool; ``size`` is the node count at ``as_of``, rounded.
+
+    ``capacity_type`` and ``hourly_price`` are those at ``as_of``. A pool whose capacity type
+    changed inside the history had ``capacity_type_before`` until ``capacity_changed_at``.
+    """
 
     name: str
     instance_type: str
@@ -59,6 +64,8 @@ class MachinePool:
     vcpus: int
     memory_gib: float
     gpus: int
+    capacity_type_before: CapacityType | None = None
+    capacity_changed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +80,9 @@ class Namespace:
 class Cluster:
     """One cluster with its daily series.
 
-    ``node_counts[p, d]`` is the average node count of pool ``p`` on day ``d``. ``compute`` and
-    ``storage`` are the full-day cloud costs. ``namespace_compute[n, d]`` is the usage-based
+    ``node_counts[p, d]`` is the average node count of pool ``p`` on day ``d``, and
+    ``pool_compute[p, d]`` that pool's compute cost. ``compute`` and ``storage`` are the
+    full-day cloud costs. ``namespace_compute[n, d]`` is the usage-based
     cost of namespace ``n`` on the worker pools, and ``namespace_control_plane[n, d]`` its cost
     on control-plane pools, which Palette counts only with ``includeControlPlaneMachines``.
     ``cpu_share`` is the part of a namespace's compute cost that is CPU; the rest is memory.
@@ -95,6 +103,7 @@ class Cluster:
     namespaces: tuple[Namespace, ...]
     first_day: int
     node_counts: np.ndarray
+    pool_compute: np.ndarray
     compute: np.ndarray
     storage: np.ndarray
     namespace_compute: np.ndarray
@@ -109,7 +118,7 @@ class Cluster:
 
 @dataclass(frozen=True, eq=False)
 class Fleet:
-    """A simulated tenant at one point in time."""
+    """A simulated tenant at one point in time, with the cluster events up to ``as_of``."""
 
     seed: int
     as_of: datetime
@@ -119,6 +128,7 @@ class Fleet:
     user_uid: str
     projects: tuple[Project, ...]
     clusters: tuple[Cluster, ...]
+    events: tuple[ClusterEvent, ...] = ()
 
     def cluster(self, uid: str) -> Cluster | None:
         """Return the cluster with this uid, or None."""

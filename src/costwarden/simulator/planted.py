@@ -1,4 +1,7 @@
-"""Clusters with a known cost story, planted in every simulated fleet whatever the seed."""
+"""Clusters with a known cost story, planted in every simulated fleet whatever the seed.
+
+The clusters of the planted anomalies are listed in ``anomalies.py``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Literal
+
+from costwarden.simulator.anomalies import ANOMALY_CLUSTERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,3 +59,6 @@ PLANTED: Mapping[str, PlantedCluster] = MappingProxyType(
         ),
     }
 )
+
+PLANTED_CLUSTER_COUNT = len(PLANTED) + len(ANOMALY_CLUSTERS)
+"""Clusters in every fleet whatever the seed: the two above and those of the planted anomalies."""

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from costwarden.simulator.planted import PLANTED_CLUSTER_COUNT
+
 DEFAULT_API_KEY = "sim-demo-key"
 FAULT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -24,11 +26,12 @@ class RateLimitRule(BaseModel):
 
 def _default_rate_limits() -> list[RateLimitRule]:
     # Palette's API docs list /v1/dashboard at 10 requests per second, and /v1/spectroclusters,
-    # /v1/cloudconfigs at 50 requests per second with a maximum of 250.
+    # /v1/cloudconfigs and /v1/events/components at 50 requests per second with a maximum of 250.
     return [
         RateLimitRule(prefix="/v1/dashboard", rate_per_second=10, burst=5),
         RateLimitRule(prefix="/v1/spectroclusters", rate_per_second=50, burst=250),
         RateLimitRule(prefix="/v1/cloudconfigs", rate_per_second=50, burst=250),
+        RateLimitRule(prefix="/v1/events/components", rate_per_second=50, burst=250),
     ]
 
 
@@ -52,7 +55,10 @@ class SimulatorSettings(BaseModel):
         180, ge=1, le=3650, description="Full days of cost history before the day of as_of."
     )
     cluster_count: int = Field(
-        54, ge=2, le=5000, description="Clusters in the fleet, the two planted ones included."
+        54,
+        ge=PLANTED_CLUSTER_COUNT,
+        le=5000,
+        description=f"Clusters in the fleet, the {PLANTED_CLUSTER_COUNT} planted ones included.",
     )
     org_name: str = Field(
         "Costwarden Simulated Org", description="Organisation name of the tenant."

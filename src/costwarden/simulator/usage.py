@@ -10,6 +10,11 @@ of 1.6 to 2.5 times their highest usage in the history, so those quotas are neve
 planted namespace ``payments-prod/ledger`` gets a memory quota that its growing usage reaches
 two to three days after ``as_of``. Three workspaces group the namespaces of the payments,
 data-science and storefront projects, with quotas of twice their highest usage.
+
+A namespace's resource requests are ``REQUEST_FACTOR`` times its usage, except for the planted
+cryptominer of ``anomalies.py``: from its start, the namespace uses most of the worker cores
+while its requests stay as they were. The namespaces that planted anomalies make grow get no
+quota, because a quota would have stopped the growth.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from costwarden.simulator import anomalies
 from costwarden.simulator.model import HOURS_PER_DAY, Cluster, Fleet
-from costwarden.simulator.planted import STABLE_CLUSTER
+from costwarden.simulator.planted import PLANTED, STABLE_CLUSTER
 
 SECONDS_PER_HOUR = 3600
 CPU_DAILY_AMPLITUDE = 0.10
@@ -41,6 +47,14 @@ PLANTED_BREACH_DAYS_AFTER_AS_OF = 2
 PLANTED_GROWTH_PER_DAY = 0.015
 """Daily growth of the planted namespace's memory peak, as a fraction of its quota."""
 PLANTED_RAMP_DAYS = 24
+UNLIMITED_NAMESPACES = frozenset(
+    {
+        (anomalies.NEW_NAMESPACE_CLUSTER, anomalies.NEW_NAMESPACE),
+        (anomalies.HPA_CLUSTER, anomalies.HPA_NAMESPACE),
+        (anomalies.GPU_MISUSE_CLUSTER, anomalies.GPU_MISUSE_NAMESPACE),
+    }
+)
+"""Cluster and namespace names of the namespaces that planted anomalies make grow."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +72,17 @@ class ClusterUsage:
     """Daily average usage and capacity of one cluster.
 
     ``namespace_cpu[n, d]`` (cores) and ``namespace_memory[n, d]`` (GiB) follow the order of
-    ``cluster.namespaces``. The ``capacity`` arrays are the worker nodes' cores and GiB per day,
-    and the ``control_plane`` arrays those of the control-plane nodes.
+    ``cluster.namespaces``. ``request_basis_cpu`` is the CPU usage that the namespaces'
+    requests were sized for: ``REQUEST_FACTOR`` times it are the requests. It equals
+    ``namespace_cpu`` except for a planted cryptominer. The ``capacity`` arrays are the worker
+    nodes' cores and GiB per day, and the ``control_plane`` arrays those of the control-plane
+    nodes.
     """
 
     cluster: Cluster
     namespace_cpu: np.ndarray
     namespace_memory: np.ndarray
+    request_basis_cpu: np.ndarray
     control_plane_cpu: np.ndarray
     control_plane_memory: np.ndarray
     capacity_cpu: np.ndarray
@@ -120,9 +138,23 @@ def fleet_usage(fleet: Fleet) -> FleetUsage:
     """Derive the usage, quotas and workspaces of ``fleet``; cached per fleet object."""
     clusters = {}
     for index, cluster in enumerate(fleet.clusters):
-        rng = np.random.default_rng([fleet.seed, 5, index])
+        rng = np.random.default_rng([fleet.seed, *_usage_stream(index, cluster)])
         clusters[cluster.uid] = _cluster_usage(fleet, cluster, rng)
     return FleetUsage(fleet, clusters, _workspaces(fleet, clusters))
+
+
+def _usage_stream(position: int, cluster: Cluster) -> tuple[int, int]:
+    """Return the random stream of a cluster's usage, which does not depend on the fleet size.
+
+    The fleet lists the planted clusters, then the anomaly clusters, then the random ones. The
+    planted and random clusters keep the streams ``[5, index]`` that they had before the
+    anomaly clusters were added, and the anomaly clusters use ``[9, index]``.
+    """
+    if cluster.name in anomalies.ANOMALY_CLUSTERS:
+        return 9, anomalies.ANOMALY_CLUSTERS.index(cluster.name)
+    if position < len(PLANTED):
+        return 5, position
+    return 5, position - len(anomalies.ANOMALY_CLUSTERS)
 
 
 def _pool_capacity(cluster: Cluster, control_plane: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -141,7 +173,7 @@ def _pool_cost(cluster: Cluster, control_plane: bool) -> np.ndarray:
     cost = np.zeros(cluster.node_counts.shape[1])
     for index, pool in enumerate(cluster.pools):
         if pool.is_control_plane == control_plane:
-            cost += cluster.node_counts[index] * float(pool.hourly_price) * HOURS_PER_DAY
+            cost += cluster.pool_compute[index]
     return cost
 
 
@@ -162,8 +194,13 @@ def _cluster_usage(fleet: Fleet, cluster: Cluster, rng: np.random.Generator) -> 
     memory_factor = rng.uniform(0.45, 0.8, count)[:, None]
     namespace_cpu = worker_shares * capacity_cpu * cpu_factor
     namespace_memory = worker_shares * capacity_memory * memory_factor
+    request_basis_cpu = namespace_cpu
+    if cluster.name == anomalies.MINING_CLUSTER:
+        request_basis_cpu = namespace_cpu.copy()
+        _plant_cryptomining(fleet, cluster, namespace_cpu, capacity_cpu)
 
     quotas = _quotas(rng, cluster, namespace_cpu, namespace_memory)
+    quotas = tuple(q for q in quotas if (cluster.name, q.namespace) not in UNLIMITED_NAMESPACES)
     if cluster.name == PLANTED_QUOTA_CLUSTER:
         quotas = _plant_memory_growth(fleet, cluster, rng, namespace_cpu, namespace_memory, quotas)
 
@@ -171,6 +208,7 @@ def _cluster_usage(fleet: Fleet, cluster: Cluster, rng: np.random.Generator) -> 
         cluster=cluster,
         namespace_cpu=namespace_cpu,
         namespace_memory=namespace_memory,
+        request_basis_cpu=request_basis_cpu,
         control_plane_cpu=cp_shares * cp_cpu * cpu_factor,
         control_plane_memory=cp_shares * cp_memory * memory_factor,
         capacity_cpu=capacity_cpu,
@@ -179,6 +217,28 @@ def _cluster_usage(fleet: Fleet, cluster: Cluster, rng: np.random.Generator) -> 
         cp_capacity_memory=cp_memory,
         quotas=quotas,
     )
+
+
+def _plant_cryptomining(
+    fleet: Fleet, cluster: Cluster, cpu: np.ndarray, capacity: np.ndarray
+) -> None:
+    """Let the planted miner take the idle worker cores from its start on, changing ``cpu``.
+
+    The namespace's daily average rises until the namespaces together use
+    ``MINING_CPU_UTILISATION`` of the worker cores. Its first day is raised by the part of the
+    day the miner ran.
+    """
+    index = next(
+        i for i, ns in enumerate(cluster.namespaces) if ns.name == anomalies.MINING_NAMESPACE
+    )
+    started = anomalies.MINING_START.resolve(fleet.as_of)
+    begin = (started - fleet.start).total_seconds() / 86_400
+    day = np.arange(fleet.days, dtype=np.float64)
+    running = np.clip(day + 1.0 - begin, 0.0, 1.0)
+
+    others = cpu.sum(axis=0) - cpu[index]
+    mined = np.maximum(capacity * anomalies.MINING_CPU_UTILISATION - others, cpu[index])
+    cpu[index] = cpu[index] + running * (mined - cpu[index])
 
 
 def _quotas(

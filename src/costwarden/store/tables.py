@@ -246,3 +246,25 @@ class QuotaLimit(Base):
     observed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     batch_id: Mapped[str] = mapped_column(String(36))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ClusterEventRecord(Base):
+    """One Palette cluster event, keyed by the uid Palette gave it."""
+
+    __tablename__ = "cluster_events"
+    __table_args__ = (Index("ix_cluster_events_cluster_created", "cluster_uid", "created_at"),)
+
+    uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cluster_uid: Mapped[str] = mapped_column(String(64))
+    cluster_name: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reason: Mapped[str] = mapped_column(String(128))
+    message: Mapped[str] = mapped_column(Text)
+    severity: Mapped[str] = mapped_column(String(32))
+    involved_kind: Mapped[str] = mapped_column(String(64))
+    involved_name: Mapped[str] = mapped_column(String(255))
+    related_kind: Mapped[str | None] = mapped_column(String(64))
+    related_name: Mapped[str | None] = mapped_column(String(255))
+    source_component: Mapped[str | None] = mapped_column(String(128))
+    batch_id: Mapped[str] = mapped_column(String(36), index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

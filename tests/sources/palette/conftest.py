@@ -26,7 +26,7 @@ def start_simulator() -> Iterator[Callable[..., Any]]:
             options: dict[str, Any] = {
                 "seed": 7,
                 "as_of": AS_OF,
-                "cluster_count": 6,
+                "cluster_count": 12,
                 "history_days": 20,
             }
             options.update(overrides)

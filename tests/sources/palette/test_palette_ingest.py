@@ -219,7 +219,7 @@ def test_progress_counts_to_total(sqlite_store, start_simulator, make_client):
 
 
 def test_ingest_with_default_client(sqlite_store, start_simulator):
-    sim = start_simulator(cluster_count=3, history_days=5)
+    sim = start_simulator(cluster_count=9, history_days=5)
     settings = palette_settings(sim, max_retries=0)
 
     report = ingest_palette(sqlite_store, settings, as_of=AS_OF)

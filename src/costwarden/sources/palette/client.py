@@ -48,6 +48,8 @@ from costwarden.sources.palette.models import (
     Cluster,
     ClusterSearchPage,
     ClusterSummary,
+    ComponentEvent,
+    ComponentEvents,
     DashboardWorkspaces,
     ErrorBody,
     NamespaceConfig,
@@ -70,6 +72,8 @@ Sleep = Callable[[float], Awaitable[None]]
 DASHBOARD_PREFIX = "/v1/dashboard"
 PAGE_SIZE = 50
 """Palette's default and maximum ``limit`` for list calls."""
+
+NEWEST_FIRST = "metadata.creationTimestamp=-1"
 
 MAX_ERROR_TEXT = 500
 """Characters of a non-JSON error body kept in an error message."""
@@ -353,6 +357,33 @@ class AsyncPaletteClient:
         """Return the workspaces visible in the current scope, with their quotas."""
         return await self._call(DashboardWorkspaces, "GET", "/v1/dashboard/workspaces")
 
+    async def component_events(
+        self, cluster_uid: str, *, since: datetime | date | None = None
+    ) -> list[ComponentEvent]:
+        """Return a cluster's events created at or after ``since`` (all when None), oldest first.
+
+        Palette documents no time filter for events, so the pages are read newest first
+        (``orderBy=metadata.creationTimestamp=-1``) until an event older than ``since`` shows up.
+        """
+        threshold = _as_moment(since) if since is not None else None
+        path = f"/v1/events/components/spectrocluster/{cluster_uid}"
+        found: list[ComponentEvent] = []
+        seen_tokens: set[str] = set()
+        token = ""
+        while True:
+            params: dict[str, str | int] = {"limit": PAGE_SIZE, "orderBy": NEWEST_FIRST}
+            if token:
+                params["continue"] = token
+            page = await self._call(ComponentEvents, "GET", path, params=params)
+            fresh = [event for event in page.items if _created_since(event, threshold)]
+            found.extend(fresh)
+
+            token = page.listmeta.continue_token
+            if not token or len(fresh) < len(page.items):
+                break
+            _check_new_token(token, seen_tokens, "GET", path)
+        return sorted(found, key=_event_order)
+
     async def _call(
         self,
         model: type[ModelT],
@@ -481,6 +512,39 @@ class AsyncPaletteClient:
 
     def _redact(self, text: str) -> str:
         return text.replace(self._api_key, "***")
+
+
+def _as_moment(moment: datetime | date) -> datetime:
+    """Return a UTC datetime. A date is read as its midnight UTC."""
+    if not isinstance(moment, datetime):
+        return datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment!r}: pass a timezone-aware UTC datetime")
+    return moment.astimezone(UTC)
+
+
+def _created_since(event: ComponentEvent, threshold: datetime | None) -> bool:
+    """Return whether an event is at or after ``threshold``. An event without a time is kept."""
+    created = event.metadata.creation_timestamp
+    return threshold is None or created is None or created >= threshold
+
+
+def _event_order(event: ComponentEvent) -> tuple[datetime, str]:
+    created = event.metadata.creation_timestamp or datetime.min.replace(tzinfo=UTC)
+    return created, event.metadata.uid
+
+
+def _check_new_token(token: str, seen_tokens: set[str], method: str, path: str) -> None:
+    """Raise when Palette repeats a continue token, which would page forever."""
+    if token in seen_tokens:
+        raise PaletteApiError(
+            f"Palette returned the continue token {token!r} twice for {method} {path}; "
+            "stopping to avoid an endless pagination loop",
+            method=method,
+            url=path,
+            code="PaginationLoop",
+        )
+    seen_tokens.add(token)
 
 
 def _classify(status: int, code: str, attempts: int) -> tuple[type[PaletteError], str, str]:
@@ -625,3 +689,9 @@ class PaletteClient:
 
     def workspaces(self) -> DashboardWorkspaces:
         return self._portal.call(self._client.workspaces)
+
+    def component_events(
+        self, cluster_uid: str, *, since: datetime | date | None = None
+    ) -> list[ComponentEvent]:
+        call = partial(self._client.component_events, cluster_uid, since=since)
+        return self._portal.call(call)

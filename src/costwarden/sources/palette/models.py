@@ -431,3 +431,30 @@ class DashboardWorkspaces(PaletteModel):
     cpu_unit: Text = ""
     memory_unit: Text = ""
     items: NullableList[DashboardWorkspace] = Field(default_factory=list)
+
+
+class EventSource(PaletteModel):
+    component: Text = ""
+    host: Text = ""
+
+
+class ComponentEvent(PaletteModel):
+    """One item of ``GET /v1/events/components/{kind}/{uid}`` (``v1Event``).
+
+    ``related_object`` is the cluster (``spectrocluster``) or edge host the event belongs to.
+    """
+
+    metadata: Nested[ObjectMeta] = Field(default_factory=ObjectMeta)
+    involved_object: Nested[ObjectReference] = Field(default_factory=ObjectReference)
+    related_object: Nested[ObjectReference] = Field(default_factory=ObjectReference)
+    reason: Text = ""
+    message: Text = ""
+    severity: Text = ""
+    source: Nested[EventSource] = Field(default_factory=EventSource)
+
+
+class ComponentEvents(PaletteModel):
+    """A page of component events (``v1Events``)."""
+
+    items: NullableList[ComponentEvent] = Field(default_factory=list)
+    listmeta: Nested[ListMeta] = Field(default_factory=ListMeta)
