@@ -9,10 +9,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from costwarden.anomaly import anomaly_payload, evaluate_anomalies, record_anomalies
 from costwarden.budgets.alerts import alert_payload, crossed_thresholds
 from costwarden.budgets.evaluate import evaluate_budget
 from costwarden.config import Settings
 from costwarden.domain.alert import Alert, BudgetStatus
+from costwarden.domain.anomaly import AnomalyReport
 from costwarden.domain.budget import Budget
 from costwarden.domain.cost import IngestReport
 from costwarden.quota import (
@@ -41,15 +43,18 @@ class RunResult:
     statuses: tuple[BudgetStatus, ...]
     alerts: tuple[Alert, ...]
     quota: QuotaReport | None = None
+    anomalies: AnomalyReport | None = None
+    anomaly_alerts: tuple[dict[str, object], ...] = ()
 
     @property
     def quota_alerts(self) -> tuple[QuotaAlert, ...]:
         return self.quota.alerts if self.quota is not None else ()
 
     def payloads(self) -> list[dict[str, object]]:
-        """Return the budget alert payloads followed by the quota alert payloads."""
+        """Return the budget alert payloads, then the quota and the anomaly alert payloads."""
         budget = [alert_payload(alert) for alert in self.alerts]
-        return budget + [quota_payload(alert) for alert in self.quota_alerts]
+        quota = [quota_payload(alert) for alert in self.quota_alerts]
+        return budget + quota + list(self.anomaly_alerts)
 
 
 def run_pass(
@@ -90,18 +95,23 @@ def run_pass(
         )
         _record_alerts(store, run_id, alerts)
         quota = _evaluate_quotas(store, settings, run_id, as_of, started_at)
+        anomalies, anomaly_alerts = _evaluate_anomalies(store, settings, run_id, as_of, started_at)
     except Exception as exc:
         _fail_run(store, run_id, exc)
         raise
 
     finished_at = datetime.now(UTC)
     quota_count = len(quota.alerts) if quota is not None else 0
-    _finish_run(store, run_id, finished_at, len(budgets), len(alerts) + quota_count)
+    fired = len(alerts) + quota_count + len(anomaly_alerts)
+    _finish_run(store, run_id, finished_at, len(budgets), fired)
     logger.info(
         "pass %s done: %d budgets, %d alerts, %.1f s",
         run_id, len(budgets), len(alerts), time.monotonic() - clock,
     )
-    return RunResult(run_id, as_of, started_at, finished_at, reports, statuses, alerts, quota)
+    return RunResult(
+        run_id, as_of, started_at, finished_at, reports, statuses, alerts, quota, anomalies,
+        anomaly_alerts,
+    )
 
 
 def _ingest_palette(
@@ -140,6 +150,21 @@ def _evaluate_quotas(
         report = evaluate_quotas(session, settings, as_of, generated_at)
         record_quota_alerts(session, run_id, report.alerts)
     return report
+
+
+def _evaluate_anomalies(
+    store: Store, settings: Settings, run_id: str, as_of: datetime, generated_at: datetime
+) -> tuple[AnomalyReport | None, tuple[dict[str, object], ...]]:
+    """Detect cost and utilisation anomalies, record them, and return the alert payloads."""
+    if not settings.anomaly.enabled:
+        return None, ()
+    with store.transaction() as session:
+        report = evaluate_anomalies(session, settings, as_of, generated_at)
+        record_anomalies(session, run_id, report, settings.anomaly, generated_at)
+    payloads = tuple(
+        anomaly_payload(anomaly, settings.anomaly, generated_at) for anomaly in report.anomalies
+    )
+    return report, payloads
 
 
 def _evaluate(

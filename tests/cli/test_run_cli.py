@@ -19,6 +19,8 @@ from costwarden.store.tables import AlertRecord, CostFact, Run
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((REPO / "docs" / "schemas" / "alert.schema.json").read_text())
 QUOTA_SCHEMA = json.loads((REPO / "docs" / "schemas" / "quota-alert.schema.json").read_text())
+ANOMALY_SCHEMA = json.loads((REPO / "docs" / "schemas" / "anomaly-alert.schema.json").read_text())
+SCHEMAS = {"quota": QUOTA_SCHEMA, "anomaly": ANOMALY_SCHEMA}
 BUDGETS = REPO / "examples" / "budgets.yaml"
 AS_OF = "2026-11-15T10:00:00Z"
 
@@ -36,10 +38,10 @@ def _costwarden(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
 
 
 def _by_budget(alerts: list[dict]) -> dict[str, list[dict]]:
-    """Group the budget alerts by budget name; quota alerts carry no budget and are left out."""
+    """Group the budget alerts by budget name; quota and anomaly alerts carry no budget."""
     grouped: dict[str, list[dict]] = {}
     for alert in alerts:
-        if alert["kind"] == "quota":
+        if alert["kind"] in SCHEMAS:
             continue
         grouped.setdefault(alert["budget"]["name"], []).append(alert)
     return grouped
@@ -57,7 +59,7 @@ def test_demo_json_flags_planted_overrun_only():
     assert result.returncode == 0, result.stderr
     alerts = json.loads(result.stdout)
     for alert in alerts:
-        schema = QUOTA_SCHEMA if alert["kind"] == "quota" else SCHEMA
+        schema = SCHEMAS.get(alert["kind"], SCHEMA)
         jsonschema.validate(alert, schema, format_checker=jsonschema.FormatChecker())
     grouped = _by_budget(alerts)
     overrun = next(a for a in grouped["ml-training-monthly"] if a["kind"] == "budget_forecast")

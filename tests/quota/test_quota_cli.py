@@ -55,6 +55,7 @@ def cli_env(start_simulator: Callable[..., SimulatorServer], tmp_path: Path) -> 
         "COSTWARDEN_PALETTE_API_KEY": sim.api_key,
         "COSTWARDEN_BUDGETS_FILE": str(budgets),
         "COSTWARDEN_DATABASE_URL": f"sqlite:///{tmp_path / 'costwarden.db'}",
+        "COSTWARDEN_ANOMALY_ENABLED": "false",
     }
 
 

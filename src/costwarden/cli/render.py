@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
 
+from rich import box
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -14,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from costwarden.domain.alert import Alert, BudgetStatus
+from costwarden.domain.anomaly import Anomaly, AnomalyReport
 from costwarden.domain.cost import IngestReport, quantize_money
 from costwarden.quota import QuotaAlert, QuotaProjection, QuotaReport
 from costwarden.quota.model import LIMIT_NAMES
@@ -323,3 +325,73 @@ def quota_section(report: QuotaReport) -> Group:
     panels = [quota_alert_panel(alert) for alert in report.alerts]
     heading = Text(f"{len(report.alerts)} quota alert(s)", style="bold")
     return Group(quota_table(report), heading, *panels)
+
+
+ANOMALY_KIND_NAMES = {
+    "spike": "spike",
+    "level_shift": "level shift",
+    "sustained_cpu": "CPU saturation",
+    "gpu_misuse": "GPU misuse",
+    "egress_jump": "egress jump",
+}
+
+
+def anomaly_values(anomaly: Anomaly) -> str:
+    """Format expected against actual per day: money for cost, the unit for usage."""
+    if anomaly.metric == "cost":
+        return f"{whole_money(anomaly.expected)} -> {whole_money(anomaly.actual)}"
+    return f"{float(anomaly.expected):,.1f} -> {float(anomaly.actual):,.1f} {anomaly.unit}"
+
+
+def anomaly_table(anomalies: Sequence[Anomaly], title: str = "Anomalies") -> Table:
+    """Return one row per anomaly: scope, kind, days, expected against actual and impact per day,
+    the top contributor and the likely cause."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1))
+    table.add_column("Scope", overflow="fold", max_width=24)
+    table.add_column("Kind")
+    table.add_column("First day")
+    table.add_column("Per day: expected\n-> actual, impact", justify="right")
+    table.add_column("Top contributor", overflow="fold", max_width=18)
+    table.add_column("Likely cause", overflow="fold", ratio=1)
+
+    for anomaly in anomalies:
+        scope = Text(anomaly.scope.describe())
+        scope.append(f"\n{anomaly.anomaly_id[:8]}", style="dim")
+        kind = Text(ANOMALY_KIND_NAMES.get(anomaly.kind, anomaly.kind))
+        kind.append(f"\n{anomaly.status.replace('_', ' ')}", style="dim")
+        plural = "s" if anomaly.days > 1 else ""
+        days = f"{anomaly.first_day:%b %d}\n[dim]{anomaly.days} day{plural}[/]"
+        top = anomaly.top_contributor
+        contributor = "-"
+        if top is not None:
+            share = "" if top.share is None else f" {top.share:.0%}"
+            contributor = f"{top.value}\n[dim]{top.dimension.replace('_', ' ')}{share}[/]"
+        cause = anomaly.triage.likely_cause if anomaly.triage else "-"
+        table.add_row(scope, kind, days, _anomaly_change(anomaly), contributor, cause)
+    return table
+
+
+def _anomaly_change(anomaly: Anomaly) -> str:
+    change = anomaly_values(anomaly)
+    percent = "" if anomaly.percent is None else f"{anomaly.percent:+.0%}"
+    if anomaly.impact_per_day is not None:
+        percent = f"+{whole_money(anomaly.impact_per_day)} ({percent})" if percent else ""
+    return f"{change}\n[dim]{percent}[/]" if percent else change
+
+
+def anomaly_section(report: AnomalyReport) -> Group:
+    """Return the anomaly table, or one line when nothing was found."""
+    checked = f"{report.scopes_checked} scopes, {report.scope_days} scope-days checked"
+    if not report.anomalies:
+        line = f"No cost or usage anomalies ({checked}"
+        if report.suppressed:
+            line += f"; {len(report.suppressed)} suppressed as expected"
+        return Group(Text(line + ").", style="green"))
+    table = anomaly_table(report.anomalies)
+    notes = [checked, "amounts in the Palette currency"]
+    if report.suppressed:
+        notes.append(f"{len(report.suppressed)} suppressed as expected")
+    if report.related:
+        notes.append(f"{len(report.related)} related scopes listed under their anomaly")
+    table.caption = "; ".join(notes) + "."
+    return Group(table)

@@ -14,6 +14,7 @@ from costwarden.budgets import load_budgets
 from costwarden.cli.common import print_json, state, stderr, stdout
 from costwarden.cli.render import (
     alert_panel,
+    anomaly_section,
     budget_table,
     ingest_summary,
     progress_bar,
@@ -95,6 +96,8 @@ def show_result(result: RunResult, as_json: bool) -> None:
     stdout.print(budget_table(result.statuses))
     if result.quota is not None:
         stdout.print(quota_section(result.quota))
+    if result.anomalies is not None:
+        stdout.print(anomaly_section(result.anomalies))
     if not result.alerts:
         stdout.print("[green]No budget thresholds crossed.[/]")
         return
@@ -145,7 +148,7 @@ def run(
     budgets = load_budgets(resolve_budget_file(budgets_file, settings))
     check_calendar(settings)
     result = execute(settings, budgets, parse_as_of(as_of), ingest=not no_ingest, as_json=as_json)
-    if fail_on_alert and (result.alerts or result.quota_alerts):
+    if fail_on_alert and (result.alerts or result.quota_alerts or result.anomaly_alerts):
         raise typer.Exit(ALERTS_FIRED_EXIT_CODE)
 
 

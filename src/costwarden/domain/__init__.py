@@ -1,5 +1,14 @@
 """The shared vocabulary that the pipeline stages pass to each other."""
 
+from costwarden.domain.anomaly import (
+    Anomaly,
+    AnomalyContributor,
+    AnomalyReport,
+    AnomalyScope,
+    CostDriver,
+    Feedback,
+    Triage,
+)
 from costwarden.domain.budget import Budget, Period, Scope, Threshold
 from costwarden.domain.cost import (
     ClusterInfo,
@@ -13,12 +22,18 @@ from costwarden.domain.event import ClusterEvent
 from costwarden.domain.forecast import DailyForecast, Exceedance, Forecast
 
 __all__ = [
-    "ClusterEvent",
+    "Anomaly",
+    "AnomalyContributor",
+    "AnomalyReport",
+    "AnomalyScope",
     "Budget",
+    "ClusterEvent",
     "ClusterInfo",
+    "CostDriver",
     "CostRecord",
     "DailyForecast",
     "Exceedance",
+    "Feedback",
     "Forecast",
     "IngestReport",
     "NamespaceInfo",
@@ -26,5 +41,6 @@ __all__ = [
     "ProjectInfo",
     "Scope",
     "Threshold",
+    "Triage",
     "quantize_money",
 ]

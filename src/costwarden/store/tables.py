@@ -268,3 +268,61 @@ class ClusterEventRecord(Base):
     source_component: Mapped[str | None] = mapped_column(String(128))
     batch_id: Mapped[str] = mapped_column(String(36), index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AnomalyRecord(Base):
+    """The latest state of one detected anomaly, keyed by its stable id.
+
+    ``role`` is ``alert`` for an anomaly that alerts, ``suppressed`` for one that matched an
+    expected-pattern verdict, and ``related`` for one listed under ``parent_id``. Money columns
+    are in ``currency``; ``expected`` and ``actual`` are per day in ``unit``. ``payload`` is the
+    anomaly alert payload with the triage summary, contributors, drivers and events.
+    """
+
+    __tablename__ = "anomalies"
+    __table_args__ = (Index("ix_anomalies_scope", "scope_key", "metric"),)
+
+    anomaly_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    scope_kind: Mapped[str] = mapped_column(String(16))
+    scope_key: Mapped[str] = mapped_column(String(400))
+    scope_name: Mapped[str] = mapped_column(String(400))
+    cluster_uid: Mapped[str | None] = mapped_column(String(64))
+    metric: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))
+    cause: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(16))
+    parent_id: Mapped[str | None] = mapped_column(String(32))
+    first_day: Mapped[date] = mapped_column(Date)
+    last_day: Mapped[date] = mapped_column(Date)
+    unit: Mapped[str] = mapped_column(String(16))
+    currency: Mapped[str] = mapped_column(String(3))
+    expected: Mapped[Decimal] = mapped_column(Money())
+    actual: Mapped[Decimal] = mapped_column(Money())
+    impact_per_day: Mapped[Decimal | None] = mapped_column(Money())
+    impact_total: Mapped[Decimal | None] = mapped_column(Money())
+    percent: Mapped[float | None] = mapped_column(Float(53))
+    score: Mapped[float] = mapped_column(Float(53))
+    top_contributor: Mapped[str | None] = mapped_column(String(400))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    run_id: Mapped[str] = mapped_column(String(36))
+
+
+class AnomalyFeedbackRecord(Base):
+    """A person's verdict on an anomaly: ``expected`` (with a reason and an optional expiry) or
+    ``problem``. Expected verdicts suppress later anomalies of the same scope and cause."""
+
+    __tablename__ = "anomaly_feedback"
+    __table_args__ = (Index("ix_anomaly_feedback_scope", "scope_key", "cause"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    anomaly_id: Mapped[str] = mapped_column(String(32), index=True)
+    scope_key: Mapped[str] = mapped_column(String(400))
+    cause: Mapped[str] = mapped_column(String(64))
+    verdict: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    until: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
