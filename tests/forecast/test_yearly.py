@@ -69,15 +69,15 @@ def test_yearly_intervals_cover_held_out_days() -> None:
 
 
 def test_yearly_choice_records_reason() -> None:
-    batch = _forecast(_seasonal(900, seed=2))
+    batch = _forecast(_seasonal(1200, seed=2))
 
     params = batch.params(0)
-    assert params["history_days"] == 900
-    assert batch.history_starts[0] == date(2026, 6, 30) - timedelta(days=899)
+    assert params["history_days"] == 1200
+    assert batch.history_starts[0] == date(2026, 6, 30) - timedelta(days=1199)
     selection = params["selection"]
     assert set(selection["scores"]) == {MODEL_ALIAS, "SeasonalNaive"}
     assert selection["scores"][MODEL_ALIAS] < selection["scores"]["SeasonalNaive"]
-    assert "900 days of history" in selection["reason"]
+    assert "1200 days of history" in selection["reason"]
     assert params["calibration"]["origins"] == 16
 
 

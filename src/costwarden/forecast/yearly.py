@@ -31,8 +31,9 @@ logger = logging.getLogger(__name__)
 YEAR_DAYS = 365.25
 MODEL_ALIAS = "YearlyRegression"
 CALIBRATION_ORIGINS = 16
-CALIBRATION_SPACING = 7
-"""Past origins whose errors set the intervals, and the days between them."""
+CALIBRATION_SPACING = 23
+"""Past origins whose errors set the intervals, and the days between them: together they span
+about a year, so the errors of every season count and not only those of the latest one."""
 HORIZON_BAND = 3
 """Errors at horizons up to this many days away are pooled with a horizon's own."""
 SEASONAL_PENALTY = 0.01
