@@ -42,6 +42,7 @@ import pandas as pd
 from costwarden.config import ForecastSettings
 from costwarden.domain.budget import PeriodWindow
 from costwarden.forecast import BatchOptions, forecast_batch
+from costwarden.forecast.adjustment import IntervalAdjustment, ResidualForecast, fit_adjustment
 from costwarden.simulator import build_fleet
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,9 +119,21 @@ def main() -> None:
 
     lines = ["# Forecast benchmark", "", *machine_lines(), ""]
     tasks = simulator_tasks(args.seeds, args.clusters, args.origins)
-    lines += accuracy_section("Simulator fleet", tasks, args.skip_prophet, prophet_yearly=False)
+    held_out = simulator_tasks(args.seeds, args.clusters, args.origins, first_seed=args.seeds + 1)
     lines += accuracy_section(
-        "Peyton Manning", peyton_tasks(args.origins * 3), args.skip_prophet, prophet_yearly=True
+        "Simulator fleet",
+        tasks,
+        args.skip_prophet,
+        prophet_yearly=False,
+        adjustment=fit_task_adjustment(held_out),
+    )
+    peyton_origins = args.origins * 3
+    lines += accuracy_section(
+        "Peyton Manning",
+        peyton_tasks(peyton_origins),
+        args.skip_prophet,
+        prophet_yearly=True,
+        adjustment=fit_task_adjustment(peyton_tasks(peyton_origins, skip=peyton_origins)),
     )
     lines += scale_section(args.scale_series)
     lines += startup_section()
@@ -160,13 +173,13 @@ def _version(name: str) -> str:
         return "not installed"
 
 
-def simulator_tasks(seeds: int, clusters: int, origins: int) -> list[Task]:
+def simulator_tasks(seeds: int, clusters: int, origins: int, first_seed: int = 1) -> list[Task]:
     """Return rolling origins 14 days apart over cluster daily costs of several fleets."""
     as_of = datetime(2025, 11, 15, 12, tzinfo=UTC)
     history_days = HISTORY_DAYS + HORIZON + 14 * origins + 30
     fleets = [
         build_fleet(seed, as_of, history_days=history_days, cluster_count=clusters)
-        for seed in range(1, seeds + 1)
+        for seed in range(first_seed, first_seed + seeds)
     ]
     tasks = []
     last_complete = fleets[0].days - 1
@@ -186,13 +199,16 @@ def simulator_tasks(seeds: int, clusters: int, origins: int) -> list[Task]:
     return tasks
 
 
-def peyton_tasks(origins: int) -> list[Task]:
-    """Return rolling origins 30 days apart on the Peyton Manning series, gaps interpolated."""
+def peyton_tasks(origins: int, skip: int = 0) -> list[Task]:
+    """Return rolling origins 30 days apart on the Peyton Manning series, gaps interpolated.
+
+    The latest origin leaves ``HORIZON`` days after it, less ``30 * skip`` days.
+    """
     frame = pd.read_csv(PEYTON, parse_dates=["ds"]).set_index("ds")["y"]
     daily = frame.asfreq("D").interpolate()
     values = daily.to_numpy()
     tasks = []
-    for number in range(origins):
+    for number in range(skip, skip + origins):
         origin = len(values) - HORIZON - 30 * number
         history_end = daily.index[origin - 1].date()
         tasks.append(
@@ -220,15 +236,24 @@ def _task(ids: list[str], history: np.ndarray, future: np.ndarray, history_end: 
 
 
 def accuracy_section(
-    title: str, tasks: list[Task], skip_prophet: bool, *, prophet_yearly: bool
+    title: str,
+    tasks: list[Task],
+    skip_prophet: bool,
+    *,
+    prophet_yearly: bool,
+    adjustment: IntervalAdjustment | None = None,
 ) -> list[str]:
     methods: dict[str, Callable[[Task, Score], None]] = {
         "costwarden (batched, calibrated)": lambda task, score: run_costwarden(task, score),
         "costwarden, calibration off": lambda task, score: run_costwarden(
             task, score, BatchOptions(calibrate=False)
         ),
-        "statsforecast AutoETS": run_autoets,
     }
+    if adjustment is not None:
+        methods["costwarden, backtest-adjusted"] = lambda task, score: run_costwarden(
+            task, score, BatchOptions(interval_adjustment=adjustment)
+        )
+    methods["statsforecast AutoETS"] = run_autoets
     if not skip_prophet:
         methods["Prophet"] = lambda task, score: run_prophet(task, score, prophet_yearly)
 
@@ -271,6 +296,28 @@ def _speedup_lines(scores: dict[str, Score]) -> list[str]:
             other = scores[name].seconds / max(scores[name].series, 1)
             lines.append(f"Throughput: costwarden is {other / ours_rate:.0f} times {name}.")
     return lines
+
+
+def fit_task_adjustment(tasks: list[Task]) -> IntervalAdjustment:
+    """Fit the backtest interval adjustment on costwarden's forecasts of ``tasks``."""
+    residuals = []
+    for task in tasks:
+        as_of = datetime.combine(task.history_end + timedelta(days=1), datetime.min.time(), UTC)
+        batch = forecast_batch(
+            task.ids, task.history, task.history_end, HORIZON, as_of, ForecastSettings()
+        )
+        bounds = {level: batch.bounds(level) for level in LEVELS}
+        for row in range(len(task.ids)):
+            residuals.append(
+                ResidualForecast(
+                    origin=task.history_end,
+                    actual=task.future[row],
+                    mean=batch.mean[row],
+                    lower={level: low[row] for level, (low, _) in bounds.items()},
+                    upper={level: high[row] for level, (_, high) in bounds.items()},
+                )
+            )
+    return fit_adjustment(residuals)
 
 
 def run_costwarden(task: Task, score: Score, options: BatchOptions | None = None) -> None:

@@ -155,3 +155,34 @@ def test_unknown_plot_scope_exits_with_config_error(simulated_history, tmp_path)
 
     assert result.returncode == 2
     assert "--plot-scope 'nope'" in result.stderr
+
+
+def test_save_adjustment_stores_factors(simulated_history):
+    from costwarden.store.adjustments import latest_adjustment
+
+    result = _costwarden(
+        "--database-url", simulated_history, "backtest", "--json", "--save-adjustment"
+    )
+
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["adjustment"]["origins"] == len(data["origins"])
+    assert 0 <= data["coverage_80_adjusted"] <= data["coverage_95_adjusted"] <= 1
+    assert "saved interval adjustment" in result.stderr
+    store = Store.open(simulated_history)
+    try:
+        with store.transaction() as session:
+            stored = latest_adjustment(session, "palette")
+    finally:
+        store.close()
+    assert stored is not None
+    assert stored.audit()["factors"] == data["adjustment"]["factors"]
+
+
+def test_save_adjustment_needs_two_origins(simulated_history):
+    result = _costwarden(
+        "--database-url", simulated_history, "backtest", "--origins", "1", "--save-adjustment"
+    )
+
+    assert result.returncode == 2
+    assert "at least two rolling origins" in result.stderr

@@ -50,7 +50,7 @@ def origin_as_of(origin: date) -> datetime:
 
 def raw_intervals_supported() -> bool:
     """Return True when the forecaster can produce uncalibrated intervals."""
-    return _uncalibrated_arguments() is not None
+    return _uncalibrated_arguments(ForecastSettings()) is not None
 
 
 def forecast_origin(
@@ -61,7 +61,7 @@ def forecast_origin(
     Only values up to and including ``origin`` reach the forecaster, so later data cannot leak
     into the forecast.
     """
-    uncalibrated = _uncalibrated_arguments()
+    uncalibrated = _uncalibrated_arguments(settings)
     result = OriginForecasts(raw={} if uncalibrated is not None else None)
 
     for start in range(0, len(scopes), BATCH_SIZE):
@@ -81,18 +81,17 @@ def _entry_point() -> Callable[..., Any]:
     return batch if batch is not None else forecast_api.forecast_series
 
 
-def _uncalibrated_arguments() -> dict[str, Any] | None:
-    """Return the keyword arguments that turn calibration off, or None when there are none."""
+def _uncalibrated_arguments(settings: ForecastSettings) -> dict[str, Any] | None:
+    """Return the keyword arguments that turn calibration off, or None when there are none.
+
+    The other batch options stay as the settings choose them.
+    """
     parameters = inspect.signature(_entry_point()).parameters
     if "calibrate" in parameters:
         return {"calibrate": False}
 
-    # NOTE: only the calibrate flag is changed, so any other batch options that the caller's
-    # settings would select are back at their defaults in the uncalibrated run.
-    batch_options = getattr(forecast_api, "BatchOptions", None)
-    if "options" in parameters and batch_options is not None:
-        if "calibrate" in getattr(batch_options, "model_fields", {}):
-            return {"options": batch_options(calibrate=False)}
+    if "options" in parameters:
+        return {"options": settings.batch.model_copy(update={"calibrate": False})}
     return None
 
 

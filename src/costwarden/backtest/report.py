@@ -14,7 +14,8 @@ def result_json(result: BacktestResult) -> dict[str, Any]:
 
     ``smape`` is in percent (0 to 200) and coverages are fractions (0 to 1). A metric that could
     not be computed is null. The ``_raw`` coverages appear only when the forecaster produced
-    uncalibrated intervals.
+    uncalibrated intervals, and the ``_adjusted`` ones when the backtest had two origins or more
+    to fit the interval adjustment on.
     """
     return {
         "source": result.source,
@@ -51,6 +52,7 @@ def result_json(result: BacktestResult) -> dict[str, Any]:
             "forecasts": result.forecasts_made,
             "calibrated": result.calibrated_forecasts,
         },
+        "adjustment": None if result.adjustment is None else result.adjustment.audit(),
         "scopes": [_scope_json(scope) for scope in result.scopes],
         "skipped": [
             {
@@ -88,6 +90,9 @@ def _accuracy_json(accuracy: Accuracy) -> dict[str, Any]:
     if accuracy.coverage_80_raw is not None:
         data["coverage_80_raw"] = _rounded(accuracy.coverage_80_raw)
         data["coverage_95_raw"] = _rounded(accuracy.coverage_95_raw)
+    if accuracy.coverage_80_adjusted is not None:
+        data["coverage_80_adjusted"] = _rounded(accuracy.coverage_80_adjusted)
+        data["coverage_95_adjusted"] = _rounded(accuracy.coverage_95_adjusted)
     return data
 
 

@@ -17,6 +17,7 @@ from costwarden.backtest.metrics import (
 )
 from costwarden.backtest.series import ScopeSeries
 from costwarden.domain.forecast import DailyForecast
+from costwarden.forecast.adjustment import IntervalAdjustment
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -25,7 +26,8 @@ class OriginForecast:
 
     ``days`` and ``actual`` cover the longest horizon. ``scale`` is the seasonal naive MAE of the
     fitted window, None when that window is shorter than eight days. ``raw`` contains the
-    uncalibrated intervals when the forecaster produced them.
+    uncalibrated intervals when the forecaster produced them. ``adjusted`` contains the intervals
+    after the backtest adjustment fitted on the other origins (see ``forecast.adjustment``).
     """
 
     scope: str
@@ -35,6 +37,7 @@ class OriginForecast:
     scale: float | None
     model: str
     raw: DailyForecast | None = None
+    adjusted: DailyForecast | None = None
 
     def mase(self, horizon: int) -> float | None:
         return mase(self.actual[:horizon], self.days.mean[:horizon], self.scale)
@@ -42,9 +45,15 @@ class OriginForecast:
     def smape(self, horizon: int) -> float:
         return smape(self.actual[:horizon], self.days.mean[:horizon])
 
-    def inside(self, horizon: int, level: int, *, raw: bool = False) -> int:
+    def inside(
+        self, horizon: int, level: int, *, raw: bool = False, adjusted: bool = False
+    ) -> int:
         """Return how many of the first ``horizon`` days fell inside the ``level``% interval."""
-        days = self.raw if raw else self.days
+        days = self.days
+        if raw:
+            days = self.raw
+        elif adjusted:
+            days = self.adjusted
         assert days is not None
         lower, upper = (days.lo80, days.hi80) if level == 80 else (days.lo95, days.hi95)
         return inside_interval(self.actual[:horizon], lower[:horizon], upper[:horizon])
@@ -88,7 +97,9 @@ class Accuracy:
 
     ``mase`` and ``smape`` (in percent) are means over forecasts. Coverage is the fraction of all
     evaluated days whose actual value fell inside the interval. The ``_raw`` figures are the
-    coverage of the uncalibrated intervals, None when the forecaster does not produce them.
+    coverage of the uncalibrated intervals, None when the forecaster does not produce them. The
+    ``_adjusted`` figures are the coverage after the backtest adjustment, each origin adjusted by
+    factors fitted on the other origins only.
     """
 
     forecasts: int
@@ -100,6 +111,8 @@ class Accuracy:
     coverage_95: float | None
     coverage_80_raw: float | None = None
     coverage_95_raw: float | None = None
+    coverage_80_adjusted: float | None = None
+    coverage_95_adjusted: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +166,7 @@ class BacktestResult:
     forecasts_made: int
     calibrated_forecasts: int
     without_data: list[str]
+    adjustment: IntervalAdjustment | None = None
 
 
 def summarize_accuracy(cells: Sequence[OriginForecast], horizons: Iterable[int]) -> Accuracy:
@@ -161,8 +175,9 @@ def summarize_accuracy(cells: Sequence[OriginForecast], horizons: Iterable[int])
     mase_values: list[float] = []
     smape_values: list[float] = []
     days = inside80 = inside95 = 0
-    raw80 = raw95 = 0
+    raw80 = raw95 = adjusted80 = adjusted95 = 0
     raw_complete = bool(cells) and all(cell.raw is not None for cell in cells)
+    adjusted_complete = bool(cells) and all(cell.adjusted is not None for cell in cells)
 
     for cell in cells:
         for horizon in horizons:
@@ -176,6 +191,9 @@ def summarize_accuracy(cells: Sequence[OriginForecast], horizons: Iterable[int])
             if raw_complete:
                 raw80 += cell.inside(horizon, 80, raw=True)
                 raw95 += cell.inside(horizon, 95, raw=True)
+            if adjusted_complete:
+                adjusted80 += cell.inside(horizon, 80, adjusted=True)
+                adjusted95 += cell.inside(horizon, 95, adjusted=True)
 
     return Accuracy(
         forecasts=len(cells),
@@ -187,6 +205,8 @@ def summarize_accuracy(cells: Sequence[OriginForecast], horizons: Iterable[int])
         coverage_95=inside95 / days if days else None,
         coverage_80_raw=raw80 / days if days and raw_complete else None,
         coverage_95_raw=raw95 / days if days and raw_complete else None,
+        coverage_80_adjusted=adjusted80 / days if days and adjusted_complete else None,
+        coverage_95_adjusted=adjusted95 / days if days and adjusted_complete else None,
     )
 
 

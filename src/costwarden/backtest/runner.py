@@ -17,7 +17,7 @@ import logging
 import math
 import time as timer
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -48,6 +48,12 @@ from costwarden.domain.cost import quantize_money
 from costwarden.domain.forecast import DailyForecast, Forecast
 from costwarden.errors import ConfigError, ForecastError
 from costwarden.forecast import exceedance
+from costwarden.forecast.adjustment import (
+    IntervalAdjustment,
+    ResidualForecast,
+    cross_validated,
+    fit_adjustment,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -419,7 +425,9 @@ def _result(
     options: BacktestOptions,
     collected: _Collected,
 ) -> BacktestResult:
-    forecasts, events = collected.forecasts, collected.events
+    forecasts, adjustment = _with_adjustment(collected.forecasts, end)
+    collected.forecasts = forecasts
+    events = collected.events
     if not events:
         logger.warning(
             "backtest: no exceedance events; they need a fully stored month before a month "
@@ -456,6 +464,37 @@ def _result(
         forecasts_made=collected.made,
         calibrated_forecasts=collected.calibrated,
         without_data=loaded.without_data,
+        adjustment=adjustment,
+    )
+
+
+def _with_adjustment(
+    cells: list[OriginForecast], end: date
+) -> tuple[list[OriginForecast], IntervalAdjustment | None]:
+    """Fit the interval adjustment on every cell and add each cell's cross-validated bounds.
+
+    With fewer than two origins there is nothing to cross-validate on, so no cell gets adjusted
+    bounds and no adjustment is returned.
+    """
+    if len({cell.origin for cell in cells}) < 2:
+        return cells, None
+
+    residuals = [_residual(cell) for cell in cells]
+    adjusted = []
+    for cell, (lower, upper) in zip(cells, cross_validated(residuals), strict=True):
+        days = replace(cell.days, lo80=lower[80], hi80=upper[80], lo95=lower[95], hi95=upper[95])
+        adjusted.append(replace(cell, adjusted=days))
+    return adjusted, fit_adjustment(residuals, history_end=end)
+
+
+def _residual(cell: OriginForecast) -> ResidualForecast:
+    days = cell.days
+    return ResidualForecast(
+        origin=cell.origin,
+        actual=cell.actual,
+        mean=days.mean,
+        lower={80: days.lo80, 95: days.lo95},
+        upper={80: days.hi80, 95: days.hi95},
     )
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from costwarden.budgets.scheduled import apply_schedule
-from costwarden.config import Settings
+from costwarden.config import ForecastSettings, Settings
 from costwarden.domain.alert import BudgetStatus, ClusterLink, Contributor
 from costwarden.domain.budget import Budget, PeriodWindow
 from costwarden.domain.cost import quantize_money
@@ -19,6 +19,7 @@ from costwarden.domain.forecast import Forecast
 from costwarden.domain.schedule import ScheduledComponent
 from costwarden.forecast import exceedance, forecast_series
 from costwarden.sources.calendar import Calendar, cached_calendar
+from costwarden.store.adjustments import latest_adjustment
 from costwarden.store.queries import (
     ResolvedScope,
     cluster_links,
@@ -101,8 +102,9 @@ def evaluate_budget(
     values = _dense(spend, first_day, history_end)
 
     horizon = max((window.end - history_end).days - 1, settings.forecast.min_horizon_days)
+    forecast_settings = _with_adjustment(session, settings.forecast, resolved.source)
     model_forecast = forecast_series(
-        budget.name, values, history_end, horizon, as_of, settings.forecast
+        budget.name, values, history_end, horizon, as_of, forecast_settings
     )
     forecast, scheduled = _with_schedule(
         session, budget, model_forecast, window, settings, calendar
@@ -287,3 +289,17 @@ def _links(
         url = template.format(cluster_uid=uid, project_uid=project_uid or "", cluster_name=name)
         links.append(ClusterLink(name=name, url=url))
     return tuple(links)
+
+
+def _with_adjustment(
+    session: Session, settings: ForecastSettings, source: str
+) -> ForecastSettings:
+    """Return the forecast settings with the source's latest backtest adjustment, if any."""
+    if not settings.backtest_adjustment or settings.batch.interval_adjustment is not None:
+        return settings
+
+    adjustment = latest_adjustment(session, source)
+    if adjustment is None:
+        return settings
+    batch = settings.batch.model_copy(update={"interval_adjustment": adjustment})
+    return settings.model_copy(update={"batch": batch})

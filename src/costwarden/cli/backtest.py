@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 from rich.table import Table
+from sqlalchemy.orm import Session
 
 from costwarden.backtest import (
     Accuracy,
@@ -22,6 +24,7 @@ from costwarden.budgets import load_budgets
 from costwarden.cli.common import print_json, state, stderr, stdout
 from costwarden.errors import ConfigError
 from costwarden.store import Store
+from costwarden.store.adjustments import save_adjustment
 
 
 def backtest(
@@ -80,6 +83,14 @@ def backtest(
         str | None,
         typer.Option("--plot-scope", help="Scope of the fan chart; default: the highest spend."),
     ] = None,
+    save_adjustment: Annotated[
+        bool,
+        typer.Option(
+            "--save-adjustment",
+            help="Store the interval adjustment fitted on this backtest; later budget passes "
+            "on the same cost source scale their intervals by it.",
+        ),
+    ] = False,
 ) -> None:
     """Forecast past origins from the data before them and score the forecasts against what was
     spent: MASE, sMAPE, interval coverage, and the Brier score of budget exceedance."""
@@ -98,6 +109,8 @@ def backtest(
     try:
         with store.transaction() as session:
             result = run_backtest(session, settings.forecast, options, budgets)
+            if save_adjustment:
+                _save(session, result)
     finally:
         store.close()
 
@@ -110,6 +123,26 @@ def backtest(
         print_json(result_json(result))
         return
     show_result(result)
+
+
+def _save(session: Session, result: BacktestResult) -> None:
+    if result.adjustment is None:
+        raise ConfigError(
+            "--save-adjustment needs at least two rolling origins to fit the adjustment on; "
+            "raise --origins or ingest more history"
+        )
+    record = save_adjustment(
+        session,
+        result.adjustment,
+        source=result.source,
+        scope_kind=result.scope_kind,
+        now=datetime.now(UTC),
+    )
+    stderr.print(
+        f"saved interval adjustment {record} for {result.source} data: budget passes now "
+        "scale their intervals by it",
+        highlight=False,
+    )
 
 
 def _options(**values: object) -> BacktestOptions:
@@ -183,6 +216,7 @@ def _scope_table(result: BacktestResult) -> Table:
 
 def _horizon_table(result: BacktestResult) -> Table:
     raw = result.overall.coverage_80_raw is not None
+    adjusted = result.overall.coverage_80_adjusted is not None
     table = Table(title="Accuracy per horizon", title_justify="left")
     table.add_column("Horizon", justify="right")
     for column in ("Forecasts", "MASE", "sMAPE", "Cov 80%", "Cov 95%"):
@@ -190,13 +224,30 @@ def _horizon_table(result: BacktestResult) -> Table:
     if raw:
         table.add_column("Cov 80% raw", justify="right")
         table.add_column("Cov 95% raw", justify="right")
-    for horizon, accuracy in result.by_horizon.items():
+    if adjusted:
+        table.add_column("Cov 80% adj", justify="right")
+        table.add_column("Cov 95% adj", justify="right")
+    rows = [*((f"{horizon} d", accuracy) for horizon, accuracy in result.by_horizon.items())]
+    rows.append(("all", result.overall))
+    for label, accuracy in rows:
         cells = _accuracy_cells(accuracy)
         if raw:
             cells += [_percent(accuracy.coverage_80_raw), _percent(accuracy.coverage_95_raw)]
-        table.add_row(f"{horizon} d", *cells)
+        if adjusted:
+            cells += [
+                _percent(accuracy.coverage_80_adjusted),
+                _percent(accuracy.coverage_95_adjusted),
+            ]
+        table.add_row(label, *cells)
+    notes = []
     if raw:
-        table.caption = "raw: intervals before calibration."
+        notes.append("raw: intervals before calibration.")
+    if adjusted:
+        notes.append(
+            "adj: after the interval adjustment, each origin's fitted on the other origins "
+            "(--save-adjustment stores the one fitted on all of them)."
+        )
+    table.caption = " ".join(notes) or None
     return table
 
 
@@ -233,7 +284,7 @@ def _number(value: float | None, digits: int, suffix: str = "") -> str:
 
 
 def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0%}"
+    return "-" if value is None else f"{value:.1%}"
 
 
 def register(app: typer.Typer) -> None:

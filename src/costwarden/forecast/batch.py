@@ -10,7 +10,9 @@ it then:
 4. estimates a month-end effect and removes it from the history;
 5. scores every candidate model on the last ``holdout_days`` and picks the lowest MASE;
 6. refits the chosen model on the whole history and forecasts, adding the month-end effect;
-7. calibrates the 80% and 95% intervals on past forecast errors (see ``calibration``).
+7. calibrates the 80% and 95% intervals on past forecast errors (see ``calibration``);
+8. scales the intervals by the backtest's ``interval_adjustment`` when one is given (see
+   ``adjustment``).
 
 Before those steps, series with at least ``yearly_min_days`` of spend are fitted by the yearly
 regression (see ``yearly``). Where it beats last week's repeat, it gives their forecast and they
@@ -39,6 +41,7 @@ from costwarden.domain.budget import PeriodWindow
 from costwarden.domain.forecast import DailyForecast, Exceedance, Forecast
 from costwarden.errors import ForecastError
 from costwarden.forecast import calibration as calib
+from costwarden.forecast.adjustment import IntervalAdjustment, apply_adjustment
 from costwarden.forecast.candidates import BATCH_MODELS, BATCH_VERSION, fit_models
 from costwarden.forecast.changepoint import apply_level_shifts, detect_level_shifts, shift_params
 from costwarden.forecast.kernels import SEASON
@@ -269,6 +272,9 @@ def forecast_batch(
     long_rows = np.flatnonzero(~short & weekly)
     if long_rows.size:
         starts[long_rows] = _forecast_rows(panel, long_rows, horizon, options, output)
+
+    if options.interval_adjustment is not None:
+        _adjust_intervals(output, options.interval_adjustment)
 
     history_days = end - starts
     for row, days in yearly.items():
@@ -522,6 +528,16 @@ def _fit_yearly(
         output.versions[row] = BATCH_VERSION
         output.params[row] = result.params[k]
     return {int(row): int(days) for row, days in zip(result.rows, result.history_days, strict=True)}
+
+
+def _adjust_intervals(output: _Output, adjustment: IntervalAdjustment) -> None:
+    """Scale every row's intervals by the backtest adjustment and record it in the params."""
+    output.lower, output.upper = apply_adjustment(
+        output.mean, output.lower, output.upper, adjustment
+    )
+    record = adjustment.audit()
+    for params in output.params:
+        params["interval_adjustment"] = record
 
 
 def _model_counts(models: list[str]) -> dict[str, int]:

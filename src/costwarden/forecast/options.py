@@ -6,6 +6,8 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from costwarden.forecast.adjustment import IntervalAdjustment
+
 DEFAULT_CANDIDATES = ("ets", "theta", "ensemble", "seasonal-naive")
 """Candidates in order of preference: ETS is kept unless another is clearly better."""
 
@@ -92,6 +94,12 @@ class BatchOptions(BaseModel):
         3, ge=1, description="Past periods on which the regression and the weekly models compete."
     )
     yearly_fold_days: int = Field(30, ge=7, description="Days of each of those periods.")
+
+    interval_adjustment: IntervalAdjustment | None = Field(
+        None,
+        description="Factors fitted by a backtest that scale every interval's distance from the "
+        "mean; set from the store by the budget pass, not usually by hand.",
+    )
 
     @model_validator(mode="after")
     def _check_candidates(self) -> Self:

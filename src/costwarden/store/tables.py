@@ -326,3 +326,19 @@ class AnomalyFeedbackRecord(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     until: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class IntervalAdjustmentRecord(Base):
+    """An interval adjustment fitted by ``costwarden backtest --save-adjustment``.
+
+    The budget pass uses the latest one of the source whose data it forecasts.
+    """
+
+    __tablename__ = "interval_adjustments"
+    __table_args__ = (Index("ix_interval_adjustments_source_created", "source", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(32))
+    scope_kind: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
