@@ -6,10 +6,14 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+
+from sqlalchemy.orm import Session
 
 from costwarden.anomaly import anomaly_payload, evaluate_anomalies, record_anomalies
+from costwarden.anomaly.utilisation import StoredUsage, UsageSeries, UsageSource
 from costwarden.budgets.alerts import alert_payload, crossed_thresholds
 from costwarden.budgets.evaluate import evaluate_budget
 from costwarden.config import Settings
@@ -17,6 +21,7 @@ from costwarden.domain.alert import Alert, BudgetStatus
 from costwarden.domain.anomaly import AnomalyReport
 from costwarden.domain.budget import Budget
 from costwarden.domain.cost import IngestReport
+from costwarden.errors import SourceError
 from costwarden.quota import (
     QuotaAlert,
     QuotaReport,
@@ -152,15 +157,46 @@ def _evaluate_quotas(
     return report
 
 
+def _prometheus_usage(settings: Settings, stack: ExitStack) -> UsageSource | None:
+    """Return the Prometheus usage source when Prometheus is configured, else None."""
+    if settings.prometheus.url is None:
+        return None
+
+    from costwarden.anomaly.prometheus_usage import PrometheusUsage
+    from costwarden.sources.prometheus import PrometheusSource
+
+    source = stack.enter_context(PrometheusSource(settings.prometheus))
+    return _FallbackUsage(PrometheusUsage(source))
+
+
+class _FallbackUsage:
+    """A usage source that falls back to the stored Palette usage when Prometheus fails."""
+
+    def __init__(self, primary: UsageSource) -> None:
+        self.primary = primary
+
+    def load(self, session: Session, first_day: date, last_day: date) -> list[UsageSeries]:
+        try:
+            return self.primary.load(session, first_day, last_day)
+        except SourceError as exc:
+            logger.error(
+                "anomaly pass: Prometheus usage failed, checking stored Palette usage only: %s",
+                exc,
+            )
+            return StoredUsage().load(session, first_day, last_day)
+
+
 def _evaluate_anomalies(
     store: Store, settings: Settings, run_id: str, as_of: datetime, generated_at: datetime
 ) -> tuple[AnomalyReport | None, tuple[dict[str, object], ...]]:
     """Detect cost and utilisation anomalies, record them, and return the alert payloads."""
     if not settings.anomaly.enabled:
         return None, ()
-    with store.transaction() as session:
-        report = evaluate_anomalies(session, settings, as_of, generated_at)
-        record_anomalies(session, run_id, report, settings.anomaly, generated_at)
+    with ExitStack() as stack:
+        usage = _prometheus_usage(settings, stack)
+        with store.transaction() as session:
+            report = evaluate_anomalies(session, settings, as_of, generated_at, usage_source=usage)
+            record_anomalies(session, run_id, report, settings.anomaly, generated_at)
     payloads = tuple(
         anomaly_payload(anomaly, settings.anomaly, generated_at) for anomaly in report.anomalies
     )

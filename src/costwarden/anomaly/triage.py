@@ -259,7 +259,7 @@ def _runaway(
         "hpa_runaway",
         "namespace",
         namespace,
-        f"Workload {workload} scaled out {len(scaled)} times and nodes were added for it",
+        f"Workload {workload} scaled out in {len(scaled)} steps and nodes were added for it",
         evidence,
         "high",
         {"namespace": namespace, "workload": workload},

@@ -12,8 +12,8 @@ series then stays up: the median after the day must be ``MIN_RISE`` above the me
   known, the namespace's CPU reaches that share of its quota.
 - ``gpu_misuse``: a GPU pool's GPU count rises together with the CPU of a namespace that has no
   GPU quota.
-- ``egress_jump``: any ``egress`` series that rises and stays up. Palette reports no egress, so
-  only other sources can feed it.
+- ``egress_jump``: any ``egress`` series (GiB sent per day) that rises and stays up. Palette
+  reports no egress, so only Prometheus (``prometheus_usage``) feeds it.
 """
 
 from __future__ import annotations
@@ -407,9 +407,9 @@ def _egress(context: _Context) -> list[Anomaly]:
         triage = Triage(
             cause="egress_jump",
             likely_cause=f"Egress of {kind} {name} jumped from {rise.before:.1f} to "
-            f"{rise.after:.1f}",
+            f"{rise.after:.1f} GiB a day",
             evidence=(
-                f"Median egress {rise.before:.1f} before {context.day(rise.start)}, "
+                f"Median egress {rise.before:.1f} GiB a day before {context.day(rise.start)}, "
                 f"{rise.after:.1f} since",
             ),
             next_step="Check which workloads send the traffic and where to; look for data "
