@@ -530,11 +530,34 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise ConfigError(f"invalid configuration: {_describe(exc)}") from exc
     except SettingsError as exc:
         # Raised for an environment variable that does not parse, e.g. a list that is not JSON.
-        raise ConfigError(
-            f"invalid configuration: {exc}; list settings in the environment are JSON, "
-            'e.g. COSTWARDEN_FOCUS_CLUSTER_TAG_KEYS=\'["cluster"]\''
-        ) from exc
+        raise ConfigError(f"invalid configuration: {_describe_unparsed(exc)}") from exc
     return settings
+
+
+def _variable(path: list[str]) -> str:
+    """Return the environment variable of a setting: a group and one field, deeper keys in JSON.
+
+    ``forecast.batch.holdout_days`` is set through ``COSTWARDEN_FORECAST_BATCH`` as a JSON
+    object, because nested settings split the variable name once after the group.
+    """
+    return "COSTWARDEN_" + "_".join(part.upper() for part in path[:2])
+
+
+def _describe_unparsed(exc: SettingsError) -> str:
+    """Name the environment variable whose value is not valid JSON, when it can be found."""
+    match = re.search(r'field "(\w+)"', str(exc))
+    group = match.group(1) if match else None
+    names = sorted(
+        name
+        for name in os.environ
+        if group and name.upper().startswith(f"COSTWARDEN_{group.upper()}_")
+    )
+    where = f" in {', '.join(names)}" if names else ""
+    return (
+        f"a value{where} is not valid JSON ({exc}); list and object settings in the environment "
+        'are JSON, e.g. COSTWARDEN_FOCUS_CLUSTER_TAG_KEYS=\'["cluster"]\' or '
+        "COSTWARDEN_FORECAST_BATCH='{\"yearly\": false}'"
+    )
 
 
 def _is_secret(key: str) -> bool:
@@ -548,7 +571,7 @@ def _describe(exc: ValidationError) -> str:
     for error in exc.errors():
         path = [str(part) for part in error["loc"]]
         key = ".".join(path)
-        variable = "COSTWARDEN_" + "_".join(part.upper() for part in path)
+        variable = _variable(path)
         value = error.get("input")
         received = ""
         if not isinstance(value, dict | list) and not _is_secret(key):

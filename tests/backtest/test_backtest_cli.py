@@ -186,3 +186,30 @@ def test_save_adjustment_needs_two_origins(simulated_history):
 
     assert result.returncode == 2
     assert "at least two rolling origins" in result.stderr
+
+
+def test_save_adjustment_rejects_one_scope(simulated_history):
+    result = _costwarden(
+        "--database-url",
+        simulated_history,
+        "backtest",
+        "--scope",
+        OVERRUN_CLUSTER,
+        "--save-adjustment",
+    )
+
+    assert result.returncode == 2
+    assert "--save-adjustment with --scope" in result.stderr
+
+
+def test_plot_directory_not_creatable(simulated_history, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+
+    result = _costwarden(
+        "--database-url", simulated_history, "backtest", "--plot", str(blocker / "plots")
+    )
+
+    assert result.returncode == 2
+    assert "cannot create the directory" in result.stderr
+    assert "Traceback" not in result.stderr

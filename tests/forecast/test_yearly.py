@@ -199,3 +199,30 @@ def test_batch_options_come_from_the_settings(tmp_path, monkeypatch) -> None:
     assert settings.forecast.batch.holdout_folds == 3
     assert settings.forecast.fetch_days == settings.forecast.history_days
     assert ForecastSettings().fetch_days == BatchOptions().yearly_history_days
+
+
+@pytest.mark.parametrize("days", [730, 760, 789])
+def test_no_calibration_origin_uses_weekly(days: int) -> None:
+    """Between 730 days and 730 plus the horizon no origin is left to calibrate on."""
+    batch = _forecast(_seasonal(days, seed=days))
+
+    assert batch.models != [MODEL_ALIAS]
+    assert np.all(np.isfinite(batch.mean))
+
+
+def test_recent_ramp_rejects_regression() -> None:
+    series = _seasonal(1000, seed=12)
+    ramp = np.clip(np.arange(1000) - 970, 0, None) * 12.0
+    with_ramp = series + ramp
+
+    steady = _forecast(series)
+    ramped = _forecast(with_ramp)
+
+    assert steady.models == [MODEL_ALIAS]
+    assert ramped.models != [MODEL_ALIAS]
+    assert ramped.mean[0][0] > with_ramp[-7:].mean()
+
+
+def test_unknown_candidate_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown candidate model 'Prophet'"):
+        BatchOptions(candidates=("ets", "Prophet"))

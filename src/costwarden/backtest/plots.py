@@ -35,7 +35,13 @@ def write_plots(result: BacktestResult, directory: Path, scope: str | None = Non
     if name not in result.series:
         valid = ", ".join(sorted(result.series)[:20])
         raise ConfigError(f"--plot-scope {name!r} is not among the scopes backtested: {valid}")
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"--plot {directory}: cannot create the directory ({exc.strerror}); pass a "
+            "directory you can write to"
+        ) from exc
 
     written = [_save(reliability_figure(result), directory / RELIABILITY_FILE)]
     cells = [cell for cell in result.forecasts if cell.scope == name]

@@ -10,7 +10,7 @@ from costwarden.domain.alert import Alert, BudgetStatus, alert_fingerprint
 from costwarden.domain.budget import Threshold
 from costwarden.domain.cost import quantize_money
 
-PAYLOAD_SCHEMA_VERSION = "1.1"
+PAYLOAD_SCHEMA_VERSION = "1.2"
 
 
 def crossed_thresholds(status: BudgetStatus, generated_at: datetime) -> list[Alert]:
@@ -179,6 +179,7 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
             "name": forecast.model,
             "version": forecast.model_version,
             "fallback_reason": forecast.fallback_reason,
+            "interval_adjustment": forecast.params.get("interval_adjustment"),
         },
         "generated_at": alert.generated_at.isoformat().replace("+00:00", "Z"),
     }

@@ -301,5 +301,12 @@ def _with_adjustment(
     adjustment = latest_adjustment(session, source)
     if adjustment is None:
         return settings
+
+    logger.info(
+        "forecast intervals scaled by the backtest adjustment of %s data up to %s (%d forecasts)",
+        source,
+        adjustment.history_end,
+        adjustment.forecasts,
+    )
     batch = settings.batch.model_copy(update={"interval_adjustment": adjustment})
     return settings.model_copy(update={"batch": batch})

@@ -24,6 +24,7 @@ from costwarden.budgets import load_budgets
 from costwarden.cli.common import print_json, state, stderr, stdout
 from costwarden.errors import ConfigError
 from costwarden.store import Store
+from costwarden.forecast.adjustment import MIN_RATIOS
 from costwarden.store.adjustments import save_adjustment
 
 
@@ -103,6 +104,11 @@ def backtest(
         min_history_days=min_history,
         scope=scope,
     )
+    if save_adjustment and scope is not None:
+        raise ConfigError(
+            "--save-adjustment with --scope: an adjustment fitted on one scope would scale the "
+            "intervals of every budget on this cost source; run without --scope"
+        )
     budgets = load_budgets(budgets_file) if budgets_file is not None else None
 
     store = Store.open(settings.database_url)
@@ -143,6 +149,16 @@ def _save(session: Session, result: BacktestResult) -> None:
         "scale their intervals by it",
         highlight=False,
     )
+    thin = [item for item in result.adjustment.factors if item.days < MIN_RATIOS]
+    if thin:
+        bands = ", ".join(
+            f"{item.level}% {item.side} days {item.first_day}-{item.last_day}" for item in thin
+        )
+        stderr.print(
+            f"[yellow]warning:[/] fewer than {MIN_RATIOS} forecast days for {bands}; those keep "
+            "a factor of 1. Use more --origins or a longer --horizon to fit them.",
+            highlight=False,
+        )
 
 
 def _options(**values: object) -> BacktestOptions:

@@ -153,7 +153,21 @@ def budget_table(statuses: Sequence[BudgetStatus]) -> Table:
             _status_text(status),
         )
     table.caption = "Forecast: median period total, with its 80% interval below it."
+    adjusted = _adjustment_end(statuses)
+    if adjusted is not None:
+        table.caption += (
+            f" Intervals scaled by the backtest adjustment fitted on data up to {adjusted}."
+        )
     return table
+
+
+def _adjustment_end(statuses: Sequence[BudgetStatus]) -> str | None:
+    """Return the history end of the backtest adjustment that any forecast used, or None."""
+    for status in statuses:
+        record = status.forecast.params.get("interval_adjustment") if status.forecast else None
+        if isinstance(record, dict):
+            return str(record.get("history_end") or "an unknown day")
+    return None
 
 
 def _breach_text(status: BudgetStatus) -> str:

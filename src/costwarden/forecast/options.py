@@ -105,4 +105,16 @@ class BatchOptions(BaseModel):
     def _check_candidates(self) -> Self:
         if len(set(self.candidates)) != len(self.candidates):
             raise ValueError(f"candidates must not repeat a name, got {list(self.candidates)}")
+        if self.candidates == DEFAULT_CANDIDATES:
+            return self
+
+        # Imported here because the registry loads the numba kernels, which the defaults skip.
+        from costwarden.forecast.candidates import BATCH_MODELS
+
+        unknown = [name for name in self.candidates if name not in BATCH_MODELS.names()]
+        if unknown:
+            raise ValueError(
+                f"unknown candidate model {unknown[0]!r}; choose from "
+                f"{', '.join(sorted(BATCH_MODELS.names()))}"
+            )
         return self

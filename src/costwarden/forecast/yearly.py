@@ -9,8 +9,9 @@ need them, and the last slope carries on into the forecast.
 
 The regression and last week's repeat (seasonal naive) forecast ``yearly_folds`` past periods
 of ``yearly_fold_days`` days, out of sample. The regression is kept unless the repeat's mean
-absolute error is lower by more than ``selection_margin``; where it loses, the series goes
-through the weekly models instead. The regression's intervals are empirical quantiles of its
+absolute error is lower by more than ``selection_margin``, or its residuals over the last four
+weeks show that it misses a recent change (``RECENT_BIAS_LIMIT``), or the history is too short
+for a calibration origin. Where it is not kept, the series goes through the weekly models. The regression's intervals are empirical quantiles of its
 own errors at past origins.
 """
 
@@ -40,6 +41,11 @@ SEASONAL_PENALTY = 0.01
 """Ridge penalty of the yearly and weekday terms, relative to that of the slope changes."""
 KNOT_SPAN = 0.9
 """Slope changes may happen in this first part of the history, not in its last days."""
+RECENT_DAYS = 28
+RECENT_BIAS_LIMIT = 2.0
+"""The regression is refused when its residuals over the last ``RECENT_DAYS`` average more than
+this many noise units away from zero: it is not following a recent change (a ramp or a level
+shift), so the weekly models, which adapt to recent days, forecast instead."""
 EXCLUDED_PENALTY = 1e12
 """Penalty that keeps the coefficient of a slope change outside a fit's range at zero."""
 
@@ -90,15 +96,20 @@ class _Regression:
 
     def forecasts(self, cuts: np.ndarray, horizon: int) -> np.ndarray:
         """Fit on the days before each cut; return the next ``horizon`` days, (cuts, horizon)."""
+        return self.predict(cuts, self.coefficients(cuts), horizon)
+
+    def coefficients(self, cuts: np.ndarray) -> np.ndarray:
+        """Return the coefficients fitted on the days before each cut, (cuts, columns)."""
         order = np.argsort(-cuts)
         ordered = cuts[order]
         edges = np.concatenate([[len(self.y)], ordered])
         segments = [self.x[low:high] for low, high in zip(ordered, edges[:-1], strict=True)]
         removed_gram = np.cumsum([segment.T @ segment for segment in segments], axis=0)
         removed_moment = np.cumsum(
-            [segment.T @ self.y[low:high] for segment, low, high in zip(
-                segments, ordered, edges[:-1], strict=True
-            )],
+            [
+                segment.T @ self.y[low:high]
+                for segment, low, high in zip(segments, ordered, edges[:-1], strict=True)
+            ],
             axis=0,
         )
 
@@ -110,10 +121,26 @@ class _Regression:
         systems[:, diagonal, diagonal] += penalty
         beta = np.linalg.solve(systems, (self.moment - removed_moment)[..., None])[..., 0]
 
-        rows = self.x[ordered[:, None] + np.arange(horizon)[None, :]]
-        result = np.empty((len(cuts), horizon))
-        result[order] = np.matmul(rows, beta[..., None])[..., 0]
+        result = np.empty_like(beta)
+        result[order] = beta
         return result
+
+    def predict(self, cuts: np.ndarray, beta: np.ndarray, horizon: int) -> np.ndarray:
+        """Return the ``horizon`` days after each cut from its coefficients, (cuts, horizon)."""
+        rows = self.x[cuts[:, None] + np.arange(horizon)[None, :]]
+        return np.matmul(rows, beta[..., None])[..., 0]
+
+    def recent_bias(self, end: int, beta: np.ndarray) -> float:
+        """Return the mean residual of the last ``RECENT_DAYS`` before ``end``, in noise units.
+
+        The noise unit is the robust sd (1.4826 times the MAD) of all residuals before ``end``.
+        """
+        residuals = self.y[:end] - self.x[:end] @ beta
+        deviation = np.abs(residuals - np.median(residuals))
+        noise = 1.4826 * float(np.median(deviation))
+        if noise <= 0.0:
+            return 0.0
+        return float(np.mean(residuals[-RECENT_DAYS:])) / noise
 
     def origin_cuts(self, end: int, horizon: int) -> np.ndarray:
         """Return the calibration origins before ``end``, latest first.
@@ -176,8 +203,15 @@ def yearly_stage(
         regression = _Regression(np.concatenate([y, np.zeros(length)]), options)
         folds = regression.fold_cuts(len(y))
         origins = regression.origin_cuts(len(y), horizon)
-        fitted = regression.forecasts(np.concatenate([[len(y)], origins, folds]), length)
+        if not origins.size:
+            continue
 
+        cuts = np.concatenate([[len(y)], origins, folds])
+        betas = regression.coefficients(cuts)
+        if abs(regression.recent_bias(len(y), betas[0])) > RECENT_BIAS_LIMIT:
+            continue
+
+        fitted = regression.predict(cuts, betas, length)
         regression_error, naive_error = _fold_errors(regression, folds, fitted[-len(folds) :])
         if naive_error < (1.0 - options.selection_margin) * regression_error:
             continue
