@@ -123,7 +123,7 @@ def test_precision_counts_latest_verdict() -> None:
         ({"verdict": "expected"}, "needs a reason"),
         ({"verdict": "expected", "reason": "  "}, "needs a reason"),
         ({"verdict": "problem", "until": date(2026, 12, 1)}, "--until applies to --expected"),
-        ({"verdict": "expected", "reason": "r", "until": date(2026, 1, 1)}, "in the past"),
+        ({"verdict": "expected", "reason": "r", "until": date(2026, 1, 1)}, "before the anomaly"),
     ],
 )
 def test_mark_rejects_bad_verdict(shop_store: Store, options: dict, message: str) -> None:

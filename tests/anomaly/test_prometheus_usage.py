@@ -195,3 +195,4 @@ def test_no_prometheus_url_means_stored_usage_only() -> None:
 
     with ExitStack() as stack:
         assert _prometheus_usage(load_settings(), stack) is None
+

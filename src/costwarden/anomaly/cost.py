@@ -34,7 +34,7 @@ from costwarden.domain.event import ClusterEvent
 from costwarden.store import queries
 from costwarden.store.events import events_between
 from costwarden.store.queries import ResolvedScope
-from costwarden.store.tables import QuotaLimit
+from costwarden.store.tables import CostFact, QuotaLimit
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,13 @@ def find_cost_anomalies(session: Session, settings: Settings, as_of: datetime) -
     last = last_cost_day(session, as_of.date(), currency)
     if last is None:
         note = f"no Palette cost facts in {currency} before {as_of.date()}"
+        others = _other_palette_currencies(session, currency)
+        if others:
+            note += (
+                f"; the stored Palette facts are in {', '.join(others)}, so set "
+                f"palette.currency (COSTWARDEN_PALETTE_CURRENCY) to {others[0]}"
+            )
+            logger.warning("anomaly pass: cost is not checked: %s", note)
         return CostFindings((), None, None, note)
 
     history = max(config.season_weeks * 7, config.baseline_days)
@@ -231,3 +238,13 @@ def cluster_links(session: Session, cluster_uids: set[str], template: str) -> di
 
 def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=UTC)
+
+
+def _other_palette_currencies(session: Session, currency: str) -> list[str]:
+    """Return the currencies of stored Palette facts other than ``currency``."""
+    query = (
+        select(CostFact.currency)
+        .where(CostFact.source == "palette", CostFact.currency != currency)
+        .distinct()
+    )
+    return sorted(session.scalars(query))

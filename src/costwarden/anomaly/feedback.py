@@ -36,10 +36,13 @@ def mark_anomaly(
         )
     if verdict == "problem" and until is not None:
         raise ConfigError("--until applies to --expected only; a problem verdict has no expiry")
-    if until is not None and until < now.date():
+    # Suppression runs on the data's clock (a pass's as_of), which may lie behind the wall clock,
+    # so the expiry is checked against the anomaly's own last day.
+    if until is not None and until < record.last_day:
         raise ConfigError(
-            f"--until {until.isoformat()} is in the past; give a day from {now.date()} on, or "
-            "leave it out for no expiry"
+            f"--until {until.isoformat()} is before the anomaly's last day {record.last_day}, so "
+            f"it would suppress nothing; give {record.last_day} or later, or leave it out for no "
+            "expiry"
         )
 
     feedback = Feedback(

@@ -130,7 +130,7 @@ def mark_command(
             now=datetime.now(UTC),
         )
         figure = precision(load_feedback(session))
-    scope = feedback.scope_key
+        scope = find_anomaly(session, feedback.anomaly_id).scope_name
     if verdict == "expected":
         until_text = f" until {feedback.until}" if feedback.until else ""
         stdout.print(
@@ -296,7 +296,7 @@ def _events(payload: dict[str, Any]) -> Table:
     table = Table(title="Cluster events", title_justify="left", box=None)
     for column in ("Time (UTC)", "Cluster", "Reason", "Message"):
         table.add_column(column, overflow="fold")
-    for item in payload["events"]:
+    for item in sorted(payload["events"], key=lambda event: event["created_at"]):
         table.add_row(
             item["created_at"][:16].replace("T", " "),
             item["cluster_name"] or "",

@@ -396,16 +396,20 @@ def _anomaly_change(anomaly: Anomaly) -> str:
 def anomaly_section(report: AnomalyReport) -> Group:
     """Return the anomaly table, or one line when nothing was found."""
     checked = f"{report.scopes_checked} scopes, {report.scope_days} scope-days checked"
+    warnings = [Text(f"Anomalies: {note}", style="yellow") for note in report.notes]
     if not report.anomalies:
         line = f"No cost or usage anomalies ({checked}"
         if report.suppressed:
             line += f"; {len(report.suppressed)} suppressed as expected"
-        return Group(Text(line + ").", style="green"))
+        return Group(*warnings, Text(line + ").", style="green"))
     table = anomaly_table(report.anomalies)
-    notes = [checked, "amounts in the Palette currency"]
+    currencies = sorted({item.currency for item in report.anomalies if item.metric == "cost"})
+    notes = [checked]
+    if currencies:
+        notes.append(f"amounts in {', '.join(currencies)}")
     if report.suppressed:
         notes.append(f"{len(report.suppressed)} suppressed as expected")
     if report.related:
         notes.append(f"{len(report.related)} related scopes listed under their anomaly")
     table.caption = "; ".join(notes) + "."
-    return Group(table)
+    return Group(*warnings, table)
