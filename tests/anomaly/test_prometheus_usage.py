@@ -49,7 +49,8 @@ class StoredCpu:
     def load(self, session, first_day, last_day) -> list[UsageSeries]:
         days = (last_day - first_day).days + 1
         values = np.full(days, 2.0)
-        return [UsageSeries("namespace", "prod-uid/checkout", "prod-uid", "checkout", "cpu", values)]
+        series = UsageSeries("namespace", "prod-uid/checkout", "prod-uid", "checkout", "cpu", values)
+        return [series]
 
 
 def _daily(cluster: str, namespace: str, resource: str, statistic: str, values) -> DailyUsage:

@@ -262,8 +262,12 @@ def _detail(record: AnomalyRecord, payload: dict[str, Any], verdict: str | None)
 
 
 def _contributors(payload: dict[str, Any]) -> Table:
-    table = Table(title="Contributors", title_justify="left", box=None)
-    for column in ("Dimension", "Value", "Expected", "Actual", "Change/day", "Share"):
+    unit = payload["values"]["unit"]
+    title = f"Contributors ({unit})"
+    if payload["metric"] == "cost":
+        title = f"Contributors ({unit} a day)"
+    table = Table(title=title, title_justify="left", box=None)
+    for column in ("Dimension", "Value", "Expected", "Actual", "Change", "Share"):
         table.add_column(column, justify="left" if column in ("Dimension", "Value") else "right")
     for item in payload["contributors"]:
         table.add_row(
@@ -307,16 +311,21 @@ def _events(payload: dict[str, Any]) -> Table:
 
 
 def _days(payload: dict[str, Any]) -> Table:
+    # The score is a robust z-score on cost days only; utilisation days carry no day score.
+    scored = payload["metric"] == "cost"
     table = Table(title="Days", title_justify="left", box=None)
     for column in ("Day", "Expected", "Actual", "Band", "Score"):
         table.add_column(column, justify="left" if column == "Day" else "right")
     for item in payload["daily"]:
+        score = "-"
+        if scored:
+            score = f"{item['score']:,.1f}" if item["score"] < 1000 else ">1000"
         table.add_row(
             item["day"],
             _number(item["expected"]),
             _number(item["actual"]),
             f"{item['lower']:,.1f}-{item['upper']:,.1f}",
-            f"{item['score']:,.1f}" if item["score"] < 1000 else ">1000",
+            score,
         )
     return table
 

@@ -23,8 +23,8 @@ from costwarden.backtest import (
 from costwarden.budgets import load_budgets
 from costwarden.cli.common import print_json, state, stderr, stdout
 from costwarden.errors import ConfigError
-from costwarden.store import Store
 from costwarden.forecast.adjustment import MIN_RATIOS
+from costwarden.store import Store
 from costwarden.store.adjustments import save_adjustment
 
 

@@ -159,7 +159,8 @@ def cross_validated(
 ) -> list[tuple[dict[int, np.ndarray], dict[int, np.ndarray]]]:
     """Return each forecast's bounds adjusted by factors fitted on the other origins only.
 
-    The (lower, upper) pairs come in input order. A single origin has no other to learn from, so its forecasts keep their bounds.
+    The (lower, upper) pairs come in input order. A single origin has no other to learn from, so
+    its forecasts keep their bounds.
     """
     adjustments = {}
     for origin in {item.origin for item in forecasts}:

@@ -88,7 +88,9 @@ class BatchOptions(BaseModel):
         "as many as Prophet's default 25 on eight years.",
     )
     yearly_trend_penalty: float = Field(
-        1.0, gt=0, description="Ridge penalty on the slope changes; higher keeps the trend straighter."
+        1.0,
+        gt=0,
+        description="Ridge penalty on the slope changes; higher keeps the trend straighter.",
     )
     yearly_folds: int = Field(
         3, ge=1, description="Past periods on which the regression and the weekly models compete."

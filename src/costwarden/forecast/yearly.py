@@ -11,8 +11,8 @@ The regression and last week's repeat (seasonal naive) forecast ``yearly_folds``
 of ``yearly_fold_days`` days, out of sample. The regression is kept unless the repeat's mean
 absolute error is lower by more than ``selection_margin``, or its residuals over the last four
 weeks show that it misses a recent change (``RECENT_BIAS_LIMIT``), or the history is too short
-for a calibration origin. Where it is not kept, the series goes through the weekly models. The regression's intervals are empirical quantiles of its
-own errors at past origins.
+for a calibration origin. Where it is not kept, the series goes through the weekly models. The
+regression's intervals are empirical quantiles of its own errors at past origins.
 """
 
 from __future__ import annotations
