@@ -56,9 +56,9 @@ def main_options(
 
 
 def _register_commands() -> None:
-    from costwarden.cli import anomalies, backtest, budgets, ingest, run, sim
+    from costwarden.cli import anomalies, backtest, budgets, ingest, recommend, run, sim
 
-    for module in (run, ingest, budgets, sim, backtest, anomalies):
+    for module in (run, ingest, budgets, sim, backtest, anomalies, recommend):
         module.register(app)
 
 

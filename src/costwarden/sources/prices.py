@@ -279,6 +279,10 @@ class PriceCatalog:
         """Return the price of one GiB of disk for one hour, in US dollars."""
         return self.storage_price(cloud, region).usd_per_gib_hour
 
+    def unit_prices(self, cloud: str) -> UnitPrices:
+        """Return OpenCost's default per-vCPU, per-GiB and disk prices for a cloud's provider."""
+        return self._unit_prices[provider_of(cloud)]
+
     def shape(self, cloud: str, instance_type: str) -> MachineShape:
         """Return the vCPUs, memory and GPUs of an instance type from the built-in shape table."""
         provider = provider_of(cloud)

@@ -1,0 +1,220 @@
+"""The input bundle of the recommenders: usage results, machine pools and prices.
+
+``load_input`` reads every usage query once from a ``PrometheusSource``. Machine pools are
+grouped from node labels (``node_pool`` and instance type per node), so they carry no Palette
+identifiers unless a caller passes pools read from Palette.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from costwarden.domain.usage import (
+    ContainerCpu,
+    ContainerMemory,
+    ContainerResources,
+    GpuNodeWorkloads,
+    NodeInfo,
+    NodeUsage,
+    OomKills,
+    UsageResult,
+    VolumeUsage,
+    WorkloadReplicas,
+)
+from costwarden.recommend.placement import PodPlacement, load_placements
+from costwarden.sources.prices import INSTANCE_SHAPES, PriceCatalog, Provider
+from costwarden.sources.prometheus import PrometheusSource
+
+logger = logging.getLogger(__name__)
+
+_AZURE_ZONE = re.compile(r"^(?P<region>[a-z0-9]+)-\d+$")
+_AWS_ZONE = re.compile(r"^(?P<region>[a-z]{2}(-gov)?-[a-z]+-\d)[a-z]$")
+_GCP_ZONE = re.compile(r"^(?P<region>[a-z]+-[a-z]+\d+)-[a-z]$")
+
+
+@dataclass(frozen=True, slots=True)
+class PoolRef:
+    """A machine pool of a cluster: its nodes, instance type and, when known, Palette ids.
+
+    ``cloud_type`` is Palette's cloud type (``eks``, ``aks``, ...) and ``config_uid`` the cloud
+    config uid; both are None for pools grouped from node labels. ``capacity_types`` are the
+    node label values, such as ``ON_DEMAND`` and ``SPOT``.
+    """
+
+    cluster: str
+    name: str
+    provider: Provider | None
+    region: str | None
+    instance_type: str | None
+    nodes: tuple[str, ...]
+    capacity_types: tuple[str, ...] = ()
+    cloud_type: str | None = None
+    config_uid: str | None = None
+    cluster_uid: str | None = None
+    project_uid: str | None = None
+
+    @property
+    def resource(self) -> str:
+        return f"pool:{self.cluster}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class RecommendInput:
+    """Everything one recommendation run reads, for one window ending at ``end``."""
+
+    end: datetime
+    window: timedelta
+    min_history: timedelta
+    cpu: UsageResult[ContainerCpu]
+    memory: UsageResult[ContainerMemory]
+    resources: UsageResult[ContainerResources]
+    oom_kills: UsageResult[OomKills]
+    replicas: UsageResult[WorkloadReplicas]
+    node_info: UsageResult[NodeInfo]
+    node_usage: UsageResult[NodeUsage]
+    gpu_nodes: UsageResult[GpuNodeWorkloads]
+    volumes: UsageResult[VolumeUsage]
+    pools: tuple[PoolRef, ...]
+    prices: PriceCatalog
+    stateful_nodes: frozenset[tuple[str, str]] = frozenset()
+    """(cluster, node) pairs that ran a StatefulSet pod or had a mounted claim in the window."""
+    placements: tuple[PodPlacement, ...] = ()
+    ui_url_template: str | None = None
+
+    def pool_of_node(self, cluster: str, node: str) -> PoolRef | None:
+        for pool in self.pools:
+            if pool.cluster == cluster and node in pool.nodes:
+                return pool
+        return None
+
+    def ui_link(self, pool: PoolRef | None) -> str | None:
+        """Return the Palette console link of a pool's cluster, None without Palette ids."""
+        if pool is None or self.ui_url_template is None or pool.cluster_uid is None:
+            return None
+        return self.ui_url_template.format(
+            project_uid=pool.project_uid or "", cluster_uid=pool.cluster_uid
+        )
+
+
+def load_input(
+    source: PrometheusSource,
+    *,
+    end: datetime,
+    window: timedelta,
+    min_history: timedelta,
+    cpu_quantile: float,
+    prices: PriceCatalog,
+    pools: tuple[PoolRef, ...] | None = None,
+    clusters: list[str] | None = None,
+) -> RecommendInput:
+    """Read the usage every recommender needs from Prometheus, one query family at a time."""
+    common = {"end": end, "window": window, "clusters": clusters}
+    node_info = source.node_info(**common)
+    bundle = RecommendInput(
+        end=end,
+        window=window,
+        min_history=min_history,
+        cpu=source.cpu_usage(**common, quantile=cpu_quantile, min_history=min_history),
+        memory=source.memory_peak(**common, min_history=min_history),
+        resources=source.resources(**common),
+        oom_kills=source.oom_kills(**common),
+        replicas=source.replicas(**common),
+        node_info=node_info,
+        node_usage=source.node_usage(**common, min_history=min_history),
+        gpu_nodes=source.gpu_node_workloads(**common),
+        volumes=source.volumes(**common, min_history=min_history),
+        pools=pools if pools is not None else pools_from_nodes(node_info.items),
+        prices=prices,
+        stateful_nodes=stateful_nodes(source, end, window),
+        placements=load_placements(source, end, window),
+    )
+    logger.info(
+        "read usage for recommendations: %d containers, %d nodes, %d volumes, %d pools",
+        len(bundle.resources.items),
+        len(node_info.items),
+        len(bundle.volumes.items),
+        len(bundle.pools),
+    )
+    return bundle
+
+
+def stateful_nodes(
+    source: PrometheusSource, end: datetime, window: timedelta
+) -> frozenset[tuple[str, str]]:
+    """Return the nodes that ran StatefulSet pods or mounted claims at any time in the window.
+
+    Pods come from kube-state-metrics' ``kube_pod_info`` and mounted claims from the kubelet's
+    ``kubelet_volume_stats_used_bytes``, both of which carry a ``node`` label.
+    """
+    cluster = source.settings.cluster_label
+    seconds = int(window.total_seconds())
+    expressions = (
+        f'max by ({cluster}, node) (max_over_time(kube_pod_info{{created_by_kind="StatefulSet"}}'
+        f"[{seconds}s]))",
+        f"max by ({cluster}, node) (max_over_time(kubelet_volume_stats_used_bytes[{seconds}s]))",
+    )
+    found: set[tuple[str, str]] = set()
+    for expression in expressions:
+        for sample in source.query(expression, end):
+            node = sample.labels.get("node")
+            if node:
+                found.add((sample.labels.get(cluster, ""), node))
+    return frozenset(found)
+
+
+def pools_from_nodes(nodes: tuple[NodeInfo, ...]) -> tuple[PoolRef, ...]:
+    """Group nodes into pools by cluster and pool label; a node without one is its own pool."""
+    groups: dict[tuple[str, str], list[NodeInfo]] = defaultdict(list)
+    for info in nodes:
+        groups[(info.node.cluster, info.node_pool or info.node.node)].append(info)
+
+    pools = []
+    for (cluster, name), members in sorted(groups.items()):
+        types = sorted({info.instance_type for info in members if info.instance_type})
+        if len(types) > 1:
+            logger.warning("pool %s/%s mixes instance types %s", cluster, name, types)
+        instance_type = types[0] if types else None
+        provider = provider_of_instance(instance_type)
+        zones = sorted({info.zone for info in members if info.zone})
+        pools.append(
+            PoolRef(
+                cluster=cluster,
+                name=name,
+                provider=provider,
+                region=region_of_zone(zones[0], provider) if zones and provider else None,
+                instance_type=instance_type,
+                nodes=tuple(sorted(info.node.node for info in members)),
+                capacity_types=tuple(sorted({i.capacity_type for i in members if i.capacity_type})),
+            )
+        )
+    return tuple(pools)
+
+
+def provider_of_instance(instance_type: str | None) -> Provider | None:
+    """Guess the provider from an instance type name: ``Standard_*`` is Azure, ``a.b`` AWS."""
+    if not instance_type:
+        return None
+    if instance_type.startswith("Standard_"):
+        return "azure"
+    if "." in instance_type:
+        return "aws"
+    if instance_type in INSTANCE_SHAPES["gcp"] or re.match(
+        r"^[a-z0-9]+-[a-z]+-\d+$", instance_type
+    ):
+        return "gcp"
+    return None
+
+
+def region_of_zone(zone: str, provider: Provider) -> str | None:
+    """Return the region of a ``topology.kubernetes.io/zone`` value, None when it does not parse.
+
+    AWS zones end in a letter (``us-east-1a``), Azure zones in ``-<n>`` (``westeurope-1``) and GCP
+    zones in ``-<letter>`` (``us-central1-a``).
+    """
+    pattern = {"aws": _AWS_ZONE, "azure": _AZURE_ZONE, "gcp": _GCP_ZONE}[provider]
+    match = pattern.match(zone)
+    return match.group("region") if match else None
