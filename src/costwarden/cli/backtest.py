@@ -93,8 +93,10 @@ def backtest(
         ),
     ] = False,
 ) -> None:
-    """Forecast past origins from the data before them and score the forecasts against what was
-    spent: MASE, sMAPE, interval coverage, and the Brier score of budget exceedance."""
+    """Score the forecaster on past origins of the stored history.
+
+    Reports MASE, sMAPE, interval coverage and the Brier score of budget exceedance.
+    """
     settings = state(ctx).settings()
     options = _options(
         origins=origins,

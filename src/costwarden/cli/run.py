@@ -157,8 +157,10 @@ def demo(
     as_json: JsonOption = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated fleet.")] = DEMO_SEED,
 ) -> None:
-    """Run one pass on the embedded default: the Palette simulator, the example budgets, a
-    fresh SQLite database in a temporary directory, and a fixed mid-month clock."""
+    """Run one pass on the embedded default, with the Palette simulator.
+
+    Uses the example budgets, a temporary SQLite database and a fixed mid-month clock.
+    """
     from costwarden.simulator.app import SimulatorSettings
     from costwarden.simulator.server import SimulatorServer
 
