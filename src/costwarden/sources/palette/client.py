@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import ExitStack
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
 from functools import partial
@@ -24,7 +23,6 @@ from typing import Any, Self, TypeVar
 
 import anyio
 import httpx
-from anyio.from_thread import start_blocking_portal
 from pydantic import BaseModel, ValidationError
 from tenacity import (
     AsyncRetrying,
@@ -42,6 +40,7 @@ from costwarden.errors import (
     PaletteError,
     PaletteRateLimitError,
 )
+from costwarden.sources.blocking import BlockingFacade
 from costwarden.sources.palette.models import (
     CloudConfig,
     CloudCostSummary,
@@ -576,7 +575,7 @@ def _error_body(response: httpx.Response) -> ErrorBody:
         return ErrorBody(code=response.reason_phrase or str(response.status_code), message=text)
 
 
-class PaletteClient:
+class PaletteClient(BlockingFacade):
     """A blocking facade over ``AsyncPaletteClient`` with the same methods and arguments.
 
     Calls run on an event loop in a background thread, so several threads may share one client.
@@ -592,9 +591,7 @@ class PaletteClient:
         clock: Clock = time.monotonic,
     ) -> None:
         self._client = AsyncPaletteClient(settings, transport=transport, sleep=sleep, clock=clock)
-        self._exit_stack = ExitStack()
-        self._portal = self._exit_stack.enter_context(start_blocking_portal())
-        self._closed = False
+        super().__init__(self._client)
 
     @property
     def settings(self) -> PaletteSettings:
@@ -603,27 +600,6 @@ class PaletteClient:
     @property
     def currency(self) -> str:
         return self._client.currency
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the HTTP connections and stop the event loop thread; later calls do nothing."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._portal.call(self._client.aclose)
-        finally:
-            self._exit_stack.close()
 
     def users_info(self) -> UserInfo:
         return self._portal.call(self._client.users_info)

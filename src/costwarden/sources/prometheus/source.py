@@ -12,7 +12,6 @@ exporter, and ``metrics.py`` names each one. A method whose exporter is missing 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Sequence
-from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from types import TracebackType
@@ -20,7 +19,6 @@ from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 import anyio
 import httpx
-from anyio.from_thread import start_blocking_portal
 
 from costwarden.config import PrometheusSettings
 from costwarden.domain.usage import (
@@ -38,6 +36,7 @@ from costwarden.domain.usage import (
     VolumeUsage,
     WorkloadReplicas,
 )
+from costwarden.sources.blocking import BlockingFacade
 from costwarden.sources.prometheus import containers, nodes
 from costwarden.sources.prometheus import namespaces as namespace_queries
 from costwarden.sources.prometheus import replicas as replica_queries
@@ -363,7 +362,7 @@ def _blocking(
     return call
 
 
-class PrometheusSource:
+class PrometheusSource(BlockingFacade):
     """A blocking facade over ``AsyncPrometheusSource`` with the same methods and arguments.
 
     Calls run on an event loop in a background thread. Use it as a context manager, or call
@@ -378,34 +377,11 @@ class PrometheusSource:
         sleep: Sleep = anyio.sleep,
     ) -> None:
         self._source = AsyncPrometheusSource(settings, transport=transport, sleep=sleep)
-        self._exit_stack = ExitStack()
-        self._portal = self._exit_stack.enter_context(start_blocking_portal())
-        self._closed = False
+        super().__init__(self._source)
 
     @property
     def settings(self) -> PrometheusSettings:
         return self._source.settings
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the HTTP connections and stop the event loop thread. Later calls do nothing."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._portal.call(self._source.aclose)
-        finally:
-            self._exit_stack.close()
 
     cpu_usage = _blocking(AsyncPrometheusSource.cpu_usage)
     memory_peak = _blocking(AsyncPrometheusSource.memory_peak)
