@@ -135,3 +135,13 @@ def test_budget_pass_uses_stored_adjustment(noisy_store) -> None:
     width_before = (before.forecast.days.hi80 - before.forecast.days.lo80)[:14]
     width_after = (after.forecast.days.hi80 - after.forecast.days.lo80)[:14]
     assert np.all(width_after > 1.3 * width_before)
+
+
+def test_adjustment_after_history_is_not_used(noisy_store) -> None:
+    later = _adjustment(4, 20.0).model_copy(update={"history_end": date(2026, 12, 31)})
+    with noisy_store.transaction() as session:
+        save_adjustment(session, later, source="palette", scope_kind="cluster", now=NOW)
+
+    status = _status(noisy_store)
+
+    assert "interval_adjustment" not in status.forecast.params

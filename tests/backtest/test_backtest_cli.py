@@ -168,7 +168,8 @@ def test_save_adjustment_stores_factors(simulated_history):
     data = json.loads(result.stdout)
     assert data["adjustment"]["origins"] == len(data["origins"])
     assert 0 <= data["coverage_80_adjusted"] <= data["coverage_95_adjusted"] <= 1
-    assert "saved interval adjustment" in result.stderr
+    assert "saved interval adjustment (id " in result.stderr
+    assert "with fewer than 100" in " ".join(result.stderr.split())
     store = Store.open(simulated_history)
     try:
         with store.transaction() as session:
@@ -212,4 +213,15 @@ def test_plot_directory_not_creatable(simulated_history, tmp_path):
 
     assert result.returncode == 2
     assert "cannot create the directory" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_plot_file_not_writable(simulated_history, tmp_path):
+    plots = tmp_path / "plots"
+    (plots / "reliability.png").mkdir(parents=True)
+
+    result = _costwarden("--database-url", simulated_history, "backtest", "--plot", str(plots))
+
+    assert result.returncode == 2
+    assert "cannot write" in result.stderr
     assert "Traceback" not in result.stderr

@@ -226,3 +226,16 @@ def test_recent_ramp_rejects_regression() -> None:
 def test_unknown_candidate_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown candidate model 'Prophet'"):
         BatchOptions(candidates=("ets", "Prophet"))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"model_options": {"ets": {"foo": 1}}}, "model_options.ets: foo"),
+        ({"model_options": {"prophet": {}}}, "unknown candidate model 'prophet'"),
+        ({"holdout_folds": 1000}, "holdout_folds"),
+    ],
+)
+def test_bad_batch_options_are_rejected(options: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        BatchOptions(**options)

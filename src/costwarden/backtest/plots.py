@@ -174,6 +174,12 @@ def _reliability_title(result: BacktestResult) -> str:
 
 def _save(figure: Figure, path: Path) -> Path:
     FigureCanvasAgg(figure)
-    figure.savefig(path, format="png", dpi=100)
+    try:
+        figure.savefig(path, format="png", dpi=100)
+    except OSError as exc:
+        raise ConfigError(
+            f"--plot: cannot write {path} ({exc.strerror or exc}); pass a directory you can "
+            "write to"
+        ) from exc
     logger.info("backtest plot written to %s", path)
     return path

@@ -102,7 +102,7 @@ def evaluate_budget(
     values = _dense(spend, first_day, history_end)
 
     horizon = max((window.end - history_end).days - 1, settings.forecast.min_horizon_days)
-    forecast_settings = _with_adjustment(session, settings.forecast, resolved.source)
+    forecast_settings = _with_adjustment(session, settings.forecast, resolved.source, history_end)
     model_forecast = forecast_series(
         budget.name, values, history_end, horizon, as_of, forecast_settings
     )
@@ -292,14 +292,26 @@ def _links(
 
 
 def _with_adjustment(
-    session: Session, settings: ForecastSettings, source: str
+    session: Session, settings: ForecastSettings, source: str, history_end: date
 ) -> ForecastSettings:
-    """Return the forecast settings with the source's latest backtest adjustment, if any."""
+    """Return the forecast settings with the source's latest backtest adjustment, if any.
+
+    An adjustment fitted on data after ``history_end`` is not used: a pass dated before it
+    would otherwise be scaled by what happened later.
+    """
     if not settings.backtest_adjustment or settings.batch.interval_adjustment is not None:
         return settings
 
     adjustment = latest_adjustment(session, source)
     if adjustment is None:
+        return settings
+    if adjustment.history_end is not None and adjustment.history_end > history_end:
+        logger.info(
+            "backtest adjustment of %s data up to %s not used for a forecast from %s",
+            source,
+            adjustment.history_end,
+            history_end,
+        )
         return settings
 
     logger.info(

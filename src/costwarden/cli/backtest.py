@@ -23,9 +23,14 @@ from costwarden.backtest import (
 from costwarden.budgets import load_budgets
 from costwarden.cli.common import print_json, state, stderr, stdout
 from costwarden.errors import ConfigError
-from costwarden.forecast.adjustment import MIN_RATIOS
+from costwarden.forecast.adjustment import MIN_RATIOS, AdjustmentFactor
 from costwarden.store import Store
 from costwarden.store.adjustments import save_adjustment
+
+FEW_FORECASTS = 100
+"""Forecasts below which a saved adjustment gets a warning that its factors are noisy."""
+MAX_BAND_DAY = 10_000
+"""The last day of the open-ended band of horizons."""
 
 
 def backtest(
@@ -147,20 +152,31 @@ def _save(session: Session, result: BacktestResult) -> None:
         now=datetime.now(UTC),
     )
     stderr.print(
-        f"saved interval adjustment {record} for {result.source} data: budget passes now "
+        f"saved interval adjustment (id {record}) for {result.source} data: budget passes now "
         "scale their intervals by it",
         highlight=False,
     )
+    if result.adjustment.forecasts < FEW_FORECASTS:
+        stderr.print(
+            f"[yellow]warning:[/] the adjustment comes from {result.adjustment.forecasts} "
+            f"forecasts; with fewer than {FEW_FORECASTS} its factors are noisy. Backtest more "
+            "scopes or --origins before saving.",
+            highlight=False,
+        )
     thin = [item for item in result.adjustment.factors if item.days < MIN_RATIOS]
     if thin:
-        bands = ", ".join(
-            f"{item.level}% {item.side} days {item.first_day}-{item.last_day}" for item in thin
-        )
+        bands = ", ".join(f"{item.level}% {item.side} days {_band(item)}" for item in thin)
         stderr.print(
             f"[yellow]warning:[/] fewer than {MIN_RATIOS} forecast days for {bands}; those keep "
             "a factor of 1. Use more --origins or a longer --horizon to fit them.",
             highlight=False,
         )
+
+
+def _band(item: AdjustmentFactor) -> str:
+    if item.last_day >= MAX_BAND_DAY:
+        return f"{item.first_day}+"
+    return f"{item.first_day}-{item.last_day}"
 
 
 def _options(**values: object) -> BacktestOptions:

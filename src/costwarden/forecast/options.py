@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from costwarden.forecast.adjustment import IntervalAdjustment
 
@@ -42,6 +42,7 @@ class BatchOptions(BaseModel):
     holdout_folds: int = Field(
         2,
         ge=1,
+        le=12,
         description="Rolling origins, each holding out the holdout days before the previous "
         "one. More folds make the choice and the calibration steadier and cost one fit each.",
     )
@@ -107,16 +108,26 @@ class BatchOptions(BaseModel):
     def _check_candidates(self) -> Self:
         if len(set(self.candidates)) != len(self.candidates):
             raise ValueError(f"candidates must not repeat a name, got {list(self.candidates)}")
-        if self.candidates == DEFAULT_CANDIDATES:
+        if self.candidates == DEFAULT_CANDIDATES and not self.model_options:
             return self
 
         # Imported here because the registry loads the numba kernels, which the defaults skip.
         from costwarden.forecast.candidates import BATCH_MODELS
 
-        unknown = [name for name in self.candidates if name not in BATCH_MODELS.names()]
+        names = BATCH_MODELS.names()
+        unknown = [name for name in [*self.candidates, *self.model_options] if name not in names]
         if unknown:
             raise ValueError(
-                f"unknown candidate model {unknown[0]!r}; choose from "
-                f"{', '.join(sorted(BATCH_MODELS.names()))}"
+                f"unknown candidate model {unknown[0]!r}; choose from {', '.join(sorted(names))}"
             )
+        for name, options in self.model_options.items():
+            settings_class = BATCH_MODELS.spec(name).settings_class
+            try:
+                settings_class(**options)
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+                    for error in exc.errors()
+                )
+                raise ValueError(f"model_options.{name}: {problems}") from None
         return self
