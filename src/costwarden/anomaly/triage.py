@@ -124,7 +124,8 @@ def triage_cost(
         link=links.get(top.cluster_uid) if top else None,
     )
     ordered = order_contributors(breakdown, finding.dimension, finding.value)
-    return TriageResult(triage, ordered, relevant_events(events, finding.cause, first_day))
+    related = relevant_events(events, finding.cause, first_day, finding.value)
+    return TriageResult(triage, ordered, related)
 
 
 def cluster_finding(
@@ -165,14 +166,19 @@ def order_contributors(
 
 
 def relevant_events(
-    events: Sequence[ClusterEvent], cause: str, first_day: date
+    events: Sequence[ClusterEvent], cause: str, first_day: date, subject: str = ""
 ) -> tuple[ClusterEvent, ...]:
-    """Return the events most related to the cause, nearest to the first anomalous day first."""
+    """Return the events most related to the cause, nearest to the first anomalous day first.
+
+    Events with the cause's reasons come first, and among them those that name ``subject``
+    (the namespace, pool or workload the cause points at).
+    """
     reasons = CAUSE_EVENTS.get(cause, ())
 
-    def rank(event: ClusterEvent) -> tuple[int, float]:
+    def rank(event: ClusterEvent) -> tuple[int, int, float]:
         distance = abs((event.created_at.date() - first_day).days)
-        return (0 if event.reason in reasons else 1, distance)
+        named = bool(subject) and _names(event, subject)
+        return (0 if event.reason in reasons else 1, 0 if named else 1, distance)
 
     return tuple(sorted(events, key=rank)[:MAX_EVENTS])
 

@@ -135,7 +135,7 @@ def mark_command(
         until_text = f" until {feedback.until}" if feedback.until else ""
         stdout.print(
             f"Marked {feedback.anomaly_id[:8]} as expected; anomalies of {scope} with cause "
-            f"{feedback.cause} are suppressed{until_text}."
+            f"{feedback.cause.replace('_', ' ')} are suppressed{until_text}."
         )
     else:
         stdout.print(f"Marked {feedback.anomaly_id[:8]} as a problem.")
@@ -250,7 +250,8 @@ def _detail(record: AnomalyRecord, payload: dict[str, Any], verdict: str | None)
     lines.append(Text(f"Next step: {triage['next_step']}"))
     if triage["link"]:
         lines.append(Text(f"Palette: {triage['link']}", style="link " + triage["link"]))
-    if payload.get("suppressed_by"):
+    # The payload is from the last pass, so a later "problem" verdict outranks its suppression.
+    if payload.get("suppressed_by") and verdict != "problem":
         lines.append(Text(f"Suppressed: {payload['suppressed_by']}", style="yellow"))
     if verdict:
         lines.append(Text(f"Verdict: {verdict}", style="yellow"))
