@@ -148,3 +148,19 @@ def test_month_end_needs_three_months() -> None:
 
     assert forecast.params["month_end"]["months"] == 2
     assert forecast.params["month_end"]["days_before_month_end"] == {}
+
+
+def test_two_day_transition_keeps_intervals_tight() -> None:
+    """A pool that grows over two days: the days in between are part of the change."""
+    rng = np.random.default_rng(21)
+    values = np.concatenate(
+        [7.8 + rng.normal(0, 0.25, 20), [10.6], 13.8 + rng.normal(0, 0.25, 7)]
+    )
+
+    forecast = forecast_series("pool", values, HISTORY_END, 10, AS_OF, SETTINGS)
+
+    change = forecast.params["change_point"]
+    assert change is not None
+    assert date.fromisoformat(str(change["date"])) == HISTORY_END - timedelta(days=6)
+    assert np.all(np.abs(forecast.days.mean - 13.8) < 0.6)
+    assert np.all(forecast.days.hi95 < 15.5)

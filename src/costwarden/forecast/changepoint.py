@@ -19,6 +19,10 @@ from costwarden.forecast.options import BatchOptions
 
 WINDOW_DAYS = 7
 """Days on each side of a candidate shift whose medians are compared."""
+TRANSITION_DAYS = 2
+TRANSITION_PROGRESS = 0.25
+"""Days just before a shift that had already moved this share of the way to the new level are
+taken as part of the change, not as the old level."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -54,8 +58,33 @@ def detect_level_shifts(
         )
 
     run_in_threads(n, work)
+    for row in np.flatnonzero(columns >= 0):
+        columns[row] = refine_boundary(values[row], int(starts[row]), int(columns[row]))
     actions = tuple(None if column < 0 else _action(end - column, options) for column in columns)
     return LevelShifts(columns, steps, scores, actions)
+
+
+def refine_boundary(y: np.ndarray, start: int, column: int) -> int:
+    """Return the first day at the new level near ``column``, day by day.
+
+    The detection compares week-long medians, so on a change that takes a day or two its column
+    can land a few days early or late. Within a week of it, the boundary that minimises the
+    absolute deviations from the two levels (the medians of the week before and after) wins;
+    a day between the levels counts with the old one.
+    """
+    low = max(start + 1, column - WINDOW_DAYS)
+    high = min(len(y) - 1, column + WINDOW_DAYS)
+    before = float(np.median(y[low - 1 : column]))
+    after = float(np.median(y[column : high + 1]))
+    best, best_cost = column, np.inf
+    for candidate in range(low, high + 1):
+        cost = float(
+            np.sum(np.abs(y[low - 1 : candidate] - before))
+            + np.sum(np.abs(y[candidate : high + 1] - after))
+        )
+        if cost < best_cost:
+            best, best_cost = candidate, cost
+    return best
 
 
 def apply_level_shifts(
@@ -74,7 +103,25 @@ def apply_level_shifts(
             new_starts[row] = column
         else:
             adjusted[row, starts[row] : column] += shifts.steps[row]
+            _settle_transition(adjusted[row], values[row], int(starts[row]), column)
     return adjusted, new_starts
+
+
+def _settle_transition(adjusted: np.ndarray, y: np.ndarray, start: int, column: int) -> None:
+    """Replace shifted days that were already on their way to the new level with that level.
+
+    A change that takes a day or two leaves days between the two levels just before the
+    boundary; moved by the full step they would overshoot the new level.
+    """
+    after = float(np.median(y[column : column + WINDOW_DAYS]))
+    before = float(np.median(y[max(start, column - WINDOW_DAYS) : column]))
+    gap = after - before
+    if gap == 0.0:
+        return
+    for day in range(max(start, column - TRANSITION_DAYS), column):
+        progress = (y[day] - before) / gap
+        if progress > TRANSITION_PROGRESS:
+            adjusted[day] = after
 
 
 def shift_params(shifts: LevelShifts, row: int, first_day: date) -> dict[str, object] | None:
