@@ -69,8 +69,8 @@ def refine_boundary(y: np.ndarray, start: int, column: int) -> int:
 
     The detection compares week-long medians, so on a change that takes a day or two its column
     can land a few days early or late. Within a week of it, the boundary that minimises the
-    absolute deviations from the two levels (the medians of the week before and after) wins;
-    a day between the levels counts with the old one.
+    absolute deviations from the two levels wins. The levels are the medians of the week before
+    and the week after the detected column.
     """
     low = max(start + 1, column - WINDOW_DAYS)
     high = min(len(y) - 1, column + WINDOW_DAYS)
@@ -111,7 +111,7 @@ def _settle_transition(adjusted: np.ndarray, y: np.ndarray, start: int, column: 
     """Replace shifted days that were already on their way to the new level with that level.
 
     A change that takes a day or two leaves days between the two levels just before the
-    boundary; moved by the full step they would overshoot the new level.
+    boundary. Moved by the full step, they would overshoot the new level.
     """
     after = float(np.median(y[column : column + WINDOW_DAYS]))
     before = float(np.median(y[max(start, column - WINDOW_DAYS) : column]))
