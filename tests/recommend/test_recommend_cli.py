@@ -86,3 +86,22 @@ def test_bad_end_is_config_error(prometheus_server: PrometheusServer) -> None:
 
     assert result.returncode == 2
     assert "--end 'yesterday'" in result.stderr
+
+
+def test_empty_window_warns(prometheus_server: PrometheusServer) -> None:
+    result = _costwarden(
+        "--end", "2020-01-01T00:00:00Z", "--json", prometheus_url=prometheus_server.url
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+    assert "returned no container, node or volume usage" in " ".join(result.stderr.split())
+
+
+def test_unknown_cluster_warns(prometheus_server: PrometheusServer) -> None:
+    result = _costwarden(
+        "--end", END, "--cluster", "nope", "--json", prometheus_url=prometheus_server.url
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "for cluster nope" in " ".join(result.stderr.split())

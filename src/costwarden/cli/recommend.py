@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from costwarden.cli.common import print_json, state, stdout
+from costwarden.cli.common import print_json, state, stderr, stdout
 from costwarden.cli.render import money
 from costwarden.config import Settings
 from costwarden.errors import ConfigError
@@ -72,6 +72,14 @@ def build_report(
             cpu_quantile=engine.cpu_quantile,
             prices=PriceCatalog.packaged(),
             clusters=clusters,
+        )
+    if not (bundle.cpu.items or bundle.node_info.items or bundle.volumes.items):
+        scope = f" for cluster {', '.join(clusters)}" if clusters else ""
+        stderr.print(
+            f"[yellow]warning:[/] Prometheus returned no container, node or volume usage{scope} "
+            f"in the {settings.recommend.window_days} days up to {end:%Y-%m-%d %H:%M} UTC; check "
+            "--end, --cluster and the Prometheus URL",
+            highlight=False,
         )
     return engine.run(bundle)
 
