@@ -12,7 +12,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "Installing Prometheus (Debian package prometheus) for the Prometheus source tests" >&2
     added_policy=""
     if [ ! -e /usr/sbin/policy-rc.d ]; then
-        # Exit code 101 tells invoke-rc.d not to start the service the package installs.
+        # With exit code 101, invoke-rc.d does not start the service the package installs.
         printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
         chmod 755 /usr/sbin/policy-rc.d
         added_policy=yes

@@ -308,7 +308,7 @@ class AnomalySettings(BaseModel):
 
 
 class RecommendSettings(BaseModel):
-    """Which savings recommenders run, their options, and the usage history they read."""
+    """The savings recommenders that run, their options, and the usage history they read."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -343,7 +343,7 @@ LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
 class PrometheusSettings(BaseModel):
-    """How to reach the Prometheus HTTP API that holds container, node and GPU metrics."""
+    """Access to the Prometheus HTTP API that stores container, node and GPU metrics."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -561,7 +561,7 @@ def _describe_unparsed(exc: SettingsError) -> str:
 
 
 def _is_secret(key: str) -> bool:
-    """Tell whether a setting holds a credential, whose value an error must not repeat."""
+    """Return whether a setting is a credential, whose value an error must not repeat."""
     return any(word in key for word in ("api_key", "token", "password"))
 
 

@@ -8,7 +8,7 @@ fresh key. Every behaviour responds with Prometheus' envelope once it lets a req
   Like a careless proxy, the 401 body repeats the Authorization header it received.
 - ``ratelimit``: 429 with ``Retry-After: 7`` for the first ``amount`` requests.
 - ``flaky``: 503 with an ``unavailable`` error body for the first ``amount`` requests.
-- ``slow``: waits ``amount`` seconds before answering.
+- ``slow``: waits ``amount`` seconds before it responds.
 - ``garbage``: 200 with an HTML body.
 """
 

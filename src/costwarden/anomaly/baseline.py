@@ -14,8 +14,8 @@ For each series and each checked day ``t``, the baseline is fitted on the days b
    weekday factors, so the scale is not shrunk by factors fitted on the same days.
 4. Level at ``t``: the median of the deseasonalised days, each moved along the trend to ``t``.
    The scale is widened to the spread of a new day around the expected value, which also
-   carries the error of the level and of the weekday factor, both medians: it is multiplied by
-   ``sqrt(1 + (pi/2)/n + (pi/2)/w)`` for ``n`` days and ``w`` weeks of data in the window. It is
+   carries the error of the level and of the weekday factor, both medians. So it is multiplied
+   by ``sqrt(1 + (pi/2)/n + (pi/2)/w)`` for ``n`` days and ``w`` weeks of data in the window. It is
    at least ``scale_floor`` times the level.
 
 The expected value of a day ``k`` days after ``t`` is ``(level + slope * k) * factor`` and its

@@ -13,10 +13,10 @@ derived series, called channels:
 For a channel value ``y`` with window median ``m`` and maximum ``M``, the upward breakout ratio
 is ``(y - m) / (M - m)``: 1 means level with the highest value of the window and 1.2 means 20%
 beyond it. Each range is at least ``spread_multiple`` robust spreads (interquartile range /
-1.349), so quiet or quantised series do not turn noise into breakouts. The largest ratio of the
-point, raised by ``agreement_bonus`` for every further channel that also breaks out, is kept only
-when it tops the ratios of the last ``local_max_points`` points and no alarm of at least
-``refractory_ratio`` fired in the last ``refractory_points`` points. The score is
+1.349), so quiet or quantised series do not turn noise into breakouts. The point's score uses its
+largest ratio, raised by ``agreement_bonus`` for every further channel that also breaks out. That
+ratio is kept only when it tops the ratios of the last ``local_max_points`` points and no alarm of
+at least ``refractory_ratio`` fired in the last ``refractory_points`` points. The score is
 ``ratio / (1 + ratio)``, in [0, 1); 0.5 is a tie with the window's extreme.
 
 Scores are comparable across series, so one threshold serves many series. On the Numenta

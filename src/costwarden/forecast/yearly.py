@@ -8,10 +8,10 @@ per weekday. A ridge penalty keeps the slope changes and the yearly terms small 
 need them, and the last slope carries on into the forecast.
 
 The regression and last week's repeat (seasonal naive) forecast ``yearly_folds`` past periods
-of ``yearly_fold_days`` days, out of sample. The regression is kept unless the repeat's mean
-absolute error is lower by more than ``selection_margin``, or its residuals over the last four
-weeks show that it misses a recent change (``RECENT_BIAS_LIMIT``), or the history is too short
-for a calibration origin. Where it is not kept, the series goes through the weekly models. The
+of ``yearly_fold_days`` days, out of sample. The regression is not used in three cases: the
+repeat's mean absolute error is lower by more than ``selection_margin``, its residuals over the
+last four weeks show that it misses a recent change (``RECENT_BIAS_LIMIT``), or the history is
+too short for a calibration origin. The series then goes through the weekly models. The
 regression's intervals are empirical quantiles of its own errors at past origins.
 """
 
@@ -43,9 +43,10 @@ KNOT_SPAN = 0.9
 """Slope changes may happen in this first part of the history, not in its last days."""
 RECENT_DAYS = 28
 RECENT_BIAS_LIMIT = 2.0
-"""The regression is refused when its residuals over the last ``RECENT_DAYS`` average more than
-this many noise units away from zero: it is not following a recent change (a ramp or a level
-shift), so the weekly models, which adapt to recent days, forecast instead."""
+"""Noise units that the regression's mean residual over the last ``RECENT_DAYS`` may reach.
+
+Beyond it the regression is not following a recent change, such as a ramp or a level shift. The
+weekly models, which adapt to recent days, forecast instead."""
 EXCLUDED_PENALTY = 1e12
 """Penalty that keeps the coefficient of a slope change outside a fit's range at zero."""
 

@@ -1,4 +1,4 @@
-"""Split work so that Prometheus is never asked for more than it can answer.
+"""Split work so that no request exceeds what Prometheus returns in one response.
 
 Two limits apply. A range query may return at most ``max_points_per_query`` points per series,
 so a long range is split into consecutive time chunks on the same step grid. A query may return
