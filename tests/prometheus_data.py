@@ -13,7 +13,15 @@ fleet plants the cases the recommenders look for:
 - ``prod-eks/data``: claim ``data-archive-0`` mounted but idle at 50 MiB of 100 GiB, and claim
   ``old-export`` that no pod mounts;
 - ``prod-eks/web`` Deployment ``frontend``: created 2 days before ``END``, too new to judge;
-- ``dev-aks``: a small cluster with its own ``checkout/api`` and a Spot node.
+- ``dev-aks``: a small cluster with its own ``checkout/api`` and a Spot node;
+- ``dev-aks`` pool ``office``: two Spot nodes busy only on weekdays from 08:00 to 20:00 UTC;
+- LoadBalancer Services: ``checkout/api-public`` in front of the api pods, which receive
+  traffic, ``data/archive-lb`` in front of ``archive-0``, which receives almost nothing,
+  ``web/legacy-lb`` with no ready endpoint (old kube-state-metrics style), and ``dev-aks``'s
+  ``sandbox/toy-lb``, too new to judge;
+- disk counters on ``ip-10-0-1-10``, where ``data-archive-0`` is mounted, peaking at
+  ``DISK_PEAK_IOPS``;
+- a CPU utilisation target of ``API_HPA_CPU_TARGET_PERCENT`` on the HPA of ``checkout/api``.
 
 The expected values are the constants below. The series come from closed-form curves plus
 small seeded noise on CPU.
@@ -64,6 +72,19 @@ FRONTEND_SCALED = END - timedelta(days=1)
 NODE_OVERHEAD_CORES = 0.2
 """CPU busy on every node, as node-exporter reports it, beyond its pods' usage."""
 NODE_OVERHEAD_BYTES = 1 * GIB
+OFFICE = DEV
+OFFICE_POOL = "office"
+OFFICE_BUSY_CORES = 1.5
+OFFICE_IDLE_CORES = 0.05
+"""CPU busy on each ``office`` node inside and outside Mon-Fri 08:00-20:00 UTC."""
+OFFICE_START_HOUR, OFFICE_END_HOUR = 8, 20
+API_HPA_CPU_TARGET_PERCENT = 70.0
+DISK_NODE = "ip-10-0-1-10"
+DISK_PEAK_IOPS = 300.0
+DISK_OS_IOPS = 20.0
+ARCHIVE_RECEIVE_BYTES_PER_SECOND = 10.0
+API_RECEIVE_BYTES_PER_SECOND = 2e6
+TOY_LB_CREATED = END - timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -74,6 +95,8 @@ class Node:
     memory_bytes: float
     labels: dict[str, str]
     gpus: int = 0
+    office_hours: bool = False
+    """Busy ``OFFICE_BUSY_CORES`` in office hours and ``OFFICE_IDLE_CORES`` otherwise, no pods."""
 
 
 NODES = [
@@ -137,6 +160,23 @@ NODES = [
             "label_kubernetes_azure_com_scalesetpriority": "spot",
             "label_topology_kubernetes_io_zone": "westeurope-2",
         },
+    ),
+    *(
+        Node(
+            OFFICE,
+            f"aks-office-11223344-vmss00000{number}",
+            2,
+            8 * GIB,
+            {
+                "label_node_kubernetes_io_instance_type": "Standard_D2s_v5",
+                "label_kubernetes_azure_com_agentpool": OFFICE_POOL,
+                "label_kubernetes_azure_com_scalesetpriority": "spot",
+                "label_topology_kubernetes_io_zone": "westeurope-1",
+                "label_env": "staging",
+            },
+            office_hours=True,
+        )
+        for number in (0, 1)
     ),
 ]
 
@@ -249,6 +289,8 @@ def build_fleet(seed: int = 11) -> Fleet:
         _write_node(fleet, node, [pod for pod in pods if pod.node == node.name])
     _write_volumes(fleet)
     _write_gpu(fleet, rng)
+    _write_services(fleet, pods)
+    _write_disks(fleet)
     return fleet
 
 
@@ -455,6 +497,9 @@ def _write_workloads(fleet: Fleet) -> None:
     fleet.add("kube_horizontalpodautoscaler_info", hpa | target, 1.0)
     fleet.add("kube_horizontalpodautoscaler_spec_min_replicas", hpa, float(API_HPA_MIN))
     fleet.add("kube_horizontalpodautoscaler_spec_max_replicas", hpa, float(API_HPA_MAX))
+    cpu_target = {"metric_name": "cpu", "metric_target_type": "utilization"}
+    fleet.add("kube_horizontalpodautoscaler_spec_target_metric", hpa | cpu_target,
+              API_HPA_CPU_TARGET_PERCENT)  # fmt: skip
 
 
 def node_busy_cores(node: Node, pods: list[Pod], times: np.ndarray) -> np.ndarray:
@@ -480,7 +525,11 @@ def _write_node(fleet: Fleet, node: Node, pods: list[Pod]) -> None:
         fleet.add("kube_node_status_allocatable", labels, amount)
 
     always = np.ones(times.shape, dtype=bool)
-    busy_share = node_busy_cores(node, pods, times) / node.cpus
+    # _counter adds rate[i] over the interval that ends at sample i, so the start of that
+    # interval decides whether it falls in office hours.
+    office = office_busy_cores(times - INTERVAL_SECONDS)
+    busy = office if node.office_hours else node_busy_cores(node, pods, times)
+    busy_share = busy / node.cpus
     for cpu in range(node.cpus):
         labels = cluster | {"instance": node.name, "cpu": str(cpu)}
         fleet.add("node_cpu_seconds_total", labels | {"mode": "user"}, _counter(busy_share, always))
@@ -518,3 +567,71 @@ def _write_gpu(fleet: Fleet, rng: np.random.Generator) -> None:
               "UUID": "GPU-3f1c2a9e-5b7d-4c1e-9a2f-0d8e6b4c2a1f",
               "modelName": "NVIDIA A10G"}  # fmt: skip
     fleet.add("DCGM_FI_DEV_GPU_UTIL", labels, utilisation)
+
+
+def office_busy_cores(times: np.ndarray) -> np.ndarray:
+    """``OFFICE_BUSY_CORES`` Mon-Fri from 08:00 to 20:00 UTC, ``OFFICE_IDLE_CORES`` otherwise."""
+    moments = times.astype("datetime64[s]")
+    weekday = (moments.astype("datetime64[D]").view("int64") + 3) % 7
+    hour = (moments - moments.astype("datetime64[D]")).astype("int64") // 3600
+    working = (weekday < 5) & (hour >= OFFICE_START_HOUR) & (hour < OFFICE_END_HOUR)
+    return np.where(working, OFFICE_BUSY_CORES, OFFICE_IDLE_CORES)
+
+
+def pod_ip(index: int) -> str:
+    return f"10.1.{index // 250}.{index % 250 + 2}"
+
+
+def _write_services(fleet: Fleet, pods: list[Pod]) -> None:
+    """Write Services, Endpoints, pod IPs and received bytes for the load balancer cases."""
+    times = fleet.times
+    always = np.ones(times.shape, dtype=bool)
+    ips = {pod.name: pod_ip(index) for index, pod in enumerate(pods)}
+    for pod in pods:
+        labels = {"cluster": pod.cluster, "namespace": pod.namespace, "pod": pod.name}
+        alive = _alive(times, pod)
+        fleet.add("kube_pod_ips", labels | {"ip": ips[pod.name], "ip_family": "4"}, _on(alive))
+        receive_rates = {"api": API_RECEIVE_BYTES_PER_SECOND,
+                         "archive": ARCHIVE_RECEIVE_BYTES_PER_SECOND}  # fmt: skip
+        rate = receive_rates.get(pod.containers[0].name)
+        if rate is not None and pod.cluster == PROD:
+            counter = _counter(np.full(times.shape, rate), alive)
+            fleet.add("container_network_receive_bytes_total",
+                      labels | {"container": "", "interface": "eth0"}, counter)  # fmt: skip
+
+    toy_alive = times >= TOY_LB_CREATED.timestamp()
+    for cluster, namespace, name, kind, alive in (
+        (PROD, "checkout", "api-public", "LoadBalancer", always),
+        (PROD, "checkout", "api-internal", "ClusterIP", always),
+        (PROD, "data", "archive-lb", "LoadBalancer", always),
+        (PROD, "web", "legacy-lb", "LoadBalancer", always),
+        (DEV, "sandbox", "toy-lb", "LoadBalancer", toy_alive),
+    ):
+        labels = {"cluster": cluster, "namespace": namespace, "service": name}
+        fleet.add("kube_service_spec_type", labels | {"type": kind}, _on(alive))
+        fleet.add("kube_endpoint_info", {"cluster": cluster, "namespace": namespace,
+                                         "endpoint": name}, _on(alive))  # fmt: skip
+        if kind == "LoadBalancer":
+            ingress = labels | {"hostname": f"{name}.elb.example"}
+            fleet.add("kube_service_status_load_balancer_ingress", ingress, _on(alive))
+
+    for endpoint, owner in (("api-public", "api"), ("api-internal", "api"),
+                            ("archive-lb", "archive")):  # fmt: skip
+        for pod in pods:
+            if pod.cluster == PROD and pod.containers[0].name == owner:
+                labels = {"cluster": PROD, "namespace": pod.namespace, "endpoint": endpoint,
+                          "ip": ips[pod.name], "ready": "true"}  # fmt: skip
+                fleet.add("kube_endpoint_address", labels, _on(_alive(times, pod)))
+    legacy = {"cluster": PROD, "namespace": "web", "endpoint": "legacy-lb"}
+    fleet.add("kube_endpoint_address_available", legacy, 0.0)
+
+
+def _write_disks(fleet: Fleet) -> None:
+    """Disk counters of ``DISK_NODE``: a data disk peaking at ``DISK_PEAK_IOPS`` and an OS disk."""
+    always = np.ones(fleet.times.shape, dtype=bool)
+    data_iops = daily_sine(fleet.times, (DISK_PEAK_IOPS + 50) / 2, (DISK_PEAK_IOPS - 50) / 2)
+    os_iops = np.full(fleet.times.shape, DISK_OS_IOPS)
+    for device, iops in (("nvme1n1", data_iops), ("nvme0n1", os_iops)):
+        labels = {"cluster": PROD, "instance": DISK_NODE, "device": device}
+        fleet.add("node_disk_reads_completed_total", labels, _counter(iops / 3, always))
+        fleet.add("node_disk_writes_completed_total", labels, _counter(iops * 2 / 3, always))

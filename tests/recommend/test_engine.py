@@ -102,8 +102,10 @@ def test_whole_fleet_runs_every_recommender(fleet_input: RecommendInput) -> None
     assert kinds == {
         "commitments",
         "gpu-misuse",
+        "idle-load-balancers",
         "idle-volumes",
         "node-pool",
+        "off-hours-schedule",
         "workload-requests",
     }
     assert report.items[0].kind == "gpu-misuse"
@@ -145,7 +147,8 @@ def test_total_is_max_per_group(fleet_input: RecommendInput) -> None:
 
 
 def test_unknown_recommender_lists_names() -> None:
-    with pytest.raises(ConfigError, match="valid names: commitments, gpu-misuse, idle-pools"):
+    expected = "valid names: commitments, gpu-misuse, idle-load-balancers, idle-pools"
+    with pytest.raises(ConfigError, match=expected):
         RecommendEngine(RecommendSettings(enabled=["gpu-missuse"]))
 
 

@@ -11,6 +11,8 @@ import prometheus_data as fleet
 from prometheus_fixtures import PrometheusServer
 from recommend_expected import RATE_WINDOW_SECONDS
 
+from costwarden.recommend import RECOMMENDERS
+
 END = fleet.END.isoformat()
 
 
@@ -39,13 +41,24 @@ def test_json_array_with_kinds(prometheus_server: PrometheusServer) -> None:
     assert {item["kind"] for item in items} == {
         "commitments",
         "gpu-misuse",
+        "idle-load-balancers",
         "idle-volumes",
         "node-pool",
+        "off-hours-schedule",
         "workload-requests",
     }
     assert items[0]["kind"] == "gpu-misuse"
     assert items[0]["savings"]["per_day"] == "19.8720"
     assert items[0]["api_call"]["method"] == "PUT"
+
+
+def test_kind_help_lists_every_recommender() -> None:
+    result = _costwarden("--help", prometheus_url=None)
+    help_text = " ".join(result.stdout.split())
+
+    assert result.returncode == 0, result.stderr
+    for name in RECOMMENDERS.names():
+        assert name in help_text
 
 
 def test_kind_option_limits(prometheus_server: PrometheusServer) -> None:

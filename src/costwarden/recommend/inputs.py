@@ -25,7 +25,11 @@ from costwarden.domain.usage import (
     VolumeUsage,
     WorkloadReplicas,
 )
+from costwarden.recommend.autoscalers import HpaTargets, load_hpa_targets
+from costwarden.recommend.disk_iops import IopsReport, load_claim_iops
+from costwarden.recommend.hourly import HourlyCpuReport, load_hourly_cpu
 from costwarden.recommend.placement import PodPlacement, load_placements
+from costwarden.recommend.services import ServiceReport, load_load_balancers
 from costwarden.sources.prices import INSTANCE_SHAPES, PriceCatalog, Provider
 from costwarden.sources.prometheus import PrometheusSource
 
@@ -84,6 +88,10 @@ class RecommendInput:
     """(cluster, node) pairs that ran a StatefulSet pod or had a mounted claim in the window."""
     placements: tuple[PodPlacement, ...] = ()
     ui_url_template: str | None = None
+    load_balancers: ServiceReport = ServiceReport()
+    hourly_cpu: HourlyCpuReport = HourlyCpuReport()
+    claim_iops: IopsReport = IopsReport()
+    hpa_targets: HpaTargets = HpaTargets()
 
     def pool_of_node(self, cluster: str, node: str) -> PoolRef | None:
         for pool in self.pools:
@@ -131,6 +139,10 @@ def load_input(
         prices=prices,
         stateful_nodes=stateful_nodes(source, end, window),
         placements=load_placements(source, end, window),
+        load_balancers=load_load_balancers(source, end, window, clusters),
+        hourly_cpu=load_hourly_cpu(source, end, window, clusters),
+        claim_iops=load_claim_iops(source, end, window, clusters),
+        hpa_targets=load_hpa_targets(source, end, window, clusters),
     )
     logger.info(
         "read usage for recommendations: %d containers, %d nodes, %d volumes, %d pools",

@@ -82,8 +82,12 @@ class WorkloadRequestsRecommender:
     limit is raised to it. Requests never go below the minimums. A container needs
     ``min_history_days`` of metrics. Requests apply per pod, so a workload under a
     HorizontalPodAutoscaler is sized per replica and its savings are counted at its current
-    replica count. Savings are the request change times the replicas, priced at the cluster's
-    mean price per vCPU-hour and GiB-hour.
+    replica count. An HPA with a CPU utilisation target
+    (``kube_horizontalpodautoscaler_spec_target_metric``) scales out when the pods' mean CPU use
+    passes the pod's CPU request times the target, so the risk note and evidence give that
+    point before and after the change, and the target that would keep it. Savings are the
+    request change times the replicas, priced at the cluster's mean price per vCPU-hour and
+    GiB-hour.
     """
 
     name: str
@@ -193,6 +197,7 @@ class WorkloadRequestsRecommender:
         count = replicas.current if replicas is not None else max(pods, 1)
         savings = self._savings(proposals, count, rates)
         hpa = replicas.hpa if replicas is not None else None
+        scaling = _hpa_scaling(bundle, workload, hpa, proposals)
         oom = any(item.oom_killed for item in proposals)
         return Recommendation(
             kind=self.name,
@@ -203,7 +208,7 @@ class WorkloadRequestsRecommender:
             savings=savings,
             confidence="medium" if hpa else "high",
             risk="medium" if hpa or oom else "low",
-            risk_note=_risk_note(replicas, oom),
+            risk_note=_risk_note(replicas, oom, scaling),
             effort="low",
             reversible=True,
             resources=frozenset({workload_resource(workload)}),
@@ -214,7 +219,9 @@ class WorkloadRequestsRecommender:
                 "cpu_percentile": self.settings.cpu_percentile,
                 "replicas": count,
                 "hpa": hpa,
-                "queries": list(bundle.cpu.queries + bundle.memory.queries),
+                **(scaling or {}),
+                "queries": list(bundle.cpu.queries + bundle.memory.queries)
+                + (list(bundle.hpa_targets.queries) if scaling else []),
             },
         )
 
@@ -288,9 +295,58 @@ def _mib(value: float | None) -> str:
     return "unset" if value is None else f"{math.ceil(value / MIB)}Mi"
 
 
-def _risk_note(replicas: WorkloadReplicas | None, oom: bool) -> str:
+def _hpa_scaling(
+    bundle: RecommendInput,
+    workload: WorkloadKey,
+    hpa: str | None,
+    proposals: list[ContainerProposal],
+) -> dict[str, float] | None:
+    """Return where the workload's HPA scales out before and after the CPU request change.
+
+    An HPA with a CPU utilisation target scales out when the pods' mean CPU use passes the
+    target times the pod's CPU request (the sum over its containers). None when the workload
+    has no such HPA or a container has no CPU request, which HPA utilisation needs.
+    """
+    if hpa is None:
+        return None
+    target = bundle.hpa_targets.cpu_percent.get((workload.cluster, workload.namespace, hpa))
+    if target is None:
+        return None
+    changed = {item.container: item.cpu_after for item in proposals if item.cpu_after is not None}
+    requests = {
+        item.container.container: item.cpu_request_cores
+        for item in bundle.resources.items
+        if item.container.workload == workload
+    }
+    if not requests or any(not value for value in requests.values()):
+        return None
+
+    before = sum(value for value in requests.values() if value)
+    after = sum(changed.get(name, value) or 0.0 for name, value in requests.items())
+    if after <= 0:
+        return None
+    return {
+        "hpa_cpu_target_percent": target,
+        "hpa_scale_point_cores_before": round(before * target / 100, 6),
+        "hpa_scale_point_cores_after": round(after * target / 100, 6),
+        "hpa_target_percent_keeping_scale_point": round(before * target / after, 1),
+    }
+
+
+def _risk_note(
+    replicas: WorkloadReplicas | None, oom: bool, scaling: dict[str, float] | None
+) -> str:
     notes = []
-    if replicas is not None and replicas.hpa is not None:
+    if replicas is not None and replicas.hpa is not None and scaling is not None:
+        notes.append(
+            f"HorizontalPodAutoscaler {replicas.hpa} (min {replicas.hpa_min}, max "
+            f"{replicas.hpa_max}) scales out at {scaling['hpa_cpu_target_percent']:g}% of the "
+            f"pod's CPU request: at {_cores(scaling['hpa_scale_point_cores_before'])} per pod "
+            f"now and {_cores(scaling['hpa_scale_point_cores_after'])} after this change; set "
+            f"its target to {scaling['hpa_target_percent_keeping_scale_point']:g}% to keep "
+            "the scaling point"
+        )
+    elif replicas is not None and replicas.hpa is not None:
         notes.append(
             f"HorizontalPodAutoscaler {replicas.hpa} (min {replicas.hpa_min}, max "
             f"{replicas.hpa_max}) measures utilisation against requests, so lower requests make "
