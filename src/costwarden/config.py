@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +36,7 @@ from pydantic_settings import (
 from costwarden.errors import ConfigError
 from costwarden.forecast.options import BatchOptions
 
+# NOTE: Palette's API documentation does not describe console URLs; this path is unverified.
 DEFAULT_UI_URL_TEMPLATE = (
     "https://console.spectrocloud.com/projects/{project_uid}/clusters/{cluster_uid}/overview"
 )
@@ -307,6 +309,21 @@ class AnomalySettings(BaseModel):
     )
 
 
+class SpotDiscountSettings(BaseModel):
+    """A Spot discount for one provider, with where the figure comes from and its date."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    discount: Decimal = Field(
+        gt=0,
+        lt=1,
+        description="Fraction of the on-demand price that Spot saves; 0.7 means Spot costs 30 % "
+        "of on-demand.",
+    )
+    source: str = Field(min_length=1, description="Origin of the figure, shown with every price.")
+    published: date = Field(description="Date of the figure (ISO 8601).")
+
+
 class RecommendSettings(BaseModel):
     """The savings recommenders that run, their options, and the usage history they read."""
 
@@ -326,6 +343,26 @@ class RecommendSettings(BaseModel):
         le=90,
         description="Days of metrics a workload, node or volume needs before it gets a "
         "recommendation; at most window_days.",
+    )
+    spot_discounts: dict[Literal["aws", "azure", "gcp"], SpotDiscountSettings] = Field(
+        default_factory=dict,
+        description="Spot discount per provider. A provider not listed uses OpenCost's default "
+        "Spot-to-on-demand vCPU price ratio (about 0.79 off on AWS and GCP, 0.80 on Azure), a "
+        "typical figure and not a quote.",
+    )
+    use_palette: bool = Field(
+        True,
+        description="Read machine pools and rate prices from Palette when palette.api_key is "
+        "set; Palette's prices then win over the packaged lists.",
+    )
+    in_run: bool = Field(
+        True, description="Run the recommenders in every pass of costwarden run."
+    )
+    alert_actions: int = Field(
+        5,
+        ge=0,
+        le=50,
+        description="Recommendations attached to each budget alert as recommended_actions.",
     )
 
     @model_validator(mode="after")

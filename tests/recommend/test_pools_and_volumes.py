@@ -97,12 +97,16 @@ def test_no_pool_idle_at_five_percent(fleet_input: RecommendInput) -> None:
 
 
 def test_idle_pool_above_threshold(fleet_input: RecommendInput) -> None:
+    """dev-aks's pool ``spot`` runs on Spot, so its node is priced at the Spot price."""
     found = RECOMMENDERS.create("idle-pools", {"max_cpu_percent": 6}).recommend(fleet_input)
-    price = CATALOG.hourly_price("azure", "westeurope", "Standard_D4s_v5")
+    price = CATALOG.spot_price("azure", "westeurope", "Standard_D4s_v5").usd_per_hour
+    on_demand = CATALOG.hourly_price("azure", "westeurope", "Standard_D4s_v5")
 
     assert [(item.target.cluster, item.target.name) for item in found] == [(fleet.DEV, "spot")]
     assert found[0].after == {"size": 0, "minSize": 0}
+    assert price < on_demand
     assert float(found[0].savings.per_day) == pytest.approx(per_day(price), abs=1e-4)
+    assert found[0].savings.prices[0].item.endswith("Standard_D4s_v5 spot")
     assert found[0].api_call is not None
     assert found[0].api_call.body["poolConfig"] == {"name": "spot", "size": 0, "minSize": 0}
 

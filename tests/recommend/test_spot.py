@@ -11,13 +11,10 @@ from recommend_expected import CATALOG, per_day
 from costwarden.recommend import RECOMMENDERS, RecommendInput
 
 
-def spot_discount(cloud: str, instance_type: str) -> Decimal:
-    shape = CATALOG.shape(cloud, instance_type)
-    units = CATALOG.unit_prices(cloud)
-    memory = Decimal(str(shape.memory_gib))
-    on_demand = units.cpu_hour * shape.vcpus + units.ram_gib_hour * memory
-    spot = units.spot_cpu_hour * shape.vcpus + units.spot_ram_gib_hour * memory
-    return 1 - spot / on_demand
+def spot_savings_per_hour(cloud: str, region: str, instance_type: str) -> Decimal:
+    on_demand = CATALOG.hourly_price(cloud, region, instance_type)
+    discount = CATALOG.spot_discount(cloud).discount
+    return on_demand - on_demand * (1 - discount)
 
 
 def test_stateful_nodes_found(fleet_input: RecommendInput) -> None:
@@ -35,13 +32,12 @@ def test_no_spot_for_system_or_spot_pools(fleet_input: RecommendInput) -> None:
 def test_aks_pool_gets_spot_vm_options(fleet_input: RecommendInput) -> None:
     recommender = RECOMMENDERS.create("spot", {"excluded_pool_patterns": []})
     found = recommender.recommend(fleet_input)
-    price = CATALOG.hourly_price("azure", "westeurope", "Standard_D4s_v5")
-    expected = per_day(price * spot_discount("azure", "Standard_D4s_v5"))
+    expected = per_day(spot_savings_per_hour("azure", "westeurope", "Standard_D4s_v5"))
 
     assert [(item.target.cluster, item.target.name) for item in found] == [(fleet.DEV, "system")]
     system = found[0]
     assert system.api_call is not None
-    assert system.api_call.body["cloudConfig"] == {"spotVMOptions": {"maxPrice": "-1"}}
+    assert system.api_call.body["cloudConfig"] == {"spotVMOptions": {}}
     assert float(system.savings.per_day) == pytest.approx(expected, abs=1e-4)
     assert "30-second" in system.risk_note
 

@@ -217,6 +217,6 @@ def _pool_savings(catalog: PriceCatalog, pool: PoolRef) -> Savings:
     price = pool_node_price(catalog, pool)
     if price is None:
         return Savings(Decimal(0), "USD", "not estimated: no list price for the pool")
-    method = f"{len(pool.nodes)} node(s) x {price.instance_type} on-demand list price"
+    method = f"{len(pool.nodes)} node(s) x {price.instance_type} {price.capacity_type} price"
     per_hour = price.usd_per_hour * len(pool.nodes)
     return Savings.from_hourly(per_hour, price.currency, method, (price_used(price),))

@@ -2,7 +2,7 @@
 
 ``load_input`` reads every usage query once from a ``PrometheusSource``. Machine pools are
 grouped from node labels (``node_pool`` and instance type per node), so they carry no Palette
-identifiers unless a caller passes pools read from Palette.
+identifiers until ``palette_pools.with_palette_inputs`` merges in the pools read from Palette.
 """
 
 from __future__ import annotations
@@ -46,7 +46,11 @@ class PoolRef:
 
     ``cloud_type`` is Palette's cloud type (``eks``, ``aks``, ...) and ``config_uid`` the cloud
     config uid; both are None for pools grouped from node labels. ``capacity_types`` are the
-    node label values, such as ``ON_DEMAND`` and ``SPOT``.
+    capacity types of the nodes (``on-demand``, ``spot``), or Palette's setting for a pool
+    without nodes in Prometheus. The fields after ``project_uid`` come from Palette's cloud
+    config and stay at their defaults for pools grouped from node labels: ``size``,
+    ``min_size`` and ``max_size`` are node counts, ``disk_gib`` the root disk of one node, and
+    ``cluster_labels`` the cluster's Palette labels as sorted (key, value) pairs.
     """
 
     cluster: str
@@ -60,10 +64,27 @@ class PoolRef:
     config_uid: str | None = None
     cluster_uid: str | None = None
     project_uid: str | None = None
+    size: int | None = None
+    min_size: int | None = None
+    max_size: int | None = None
+    disk_gib: int | None = None
+    is_control_plane: bool = False
+    is_system_pool: bool = False
+    pool_labels: tuple[str, ...] = ()
+    cluster_labels: tuple[tuple[str, str], ...] = ()
 
     @property
     def resource(self) -> str:
         return f"pool:{self.cluster}/{self.name}"
+
+    @property
+    def from_palette(self) -> bool:
+        """Whether Palette's cloud config describes the pool, so its API path is concrete."""
+        return self.cloud_type is not None and self.config_uid is not None
+
+    def cluster_label(self, key: str) -> str | None:
+        """Return the value of one of the cluster's Palette labels, None when it is not set."""
+        return dict(self.cluster_labels).get(key)
 
 
 @dataclass(frozen=True, slots=True)

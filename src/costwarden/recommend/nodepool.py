@@ -176,7 +176,7 @@ class NodePoolRecommender:
         per_hour = current.usd_per_hour * len(pool.nodes) - plan.price.usd_per_hour * plan.nodes
         method = (
             f"{len(pool.nodes)} x {current.instance_type} - {plan.nodes} x {plan.instance_type} "
-            "at on-demand list prices, packing recommended requests plus "
+            f"at {current.capacity_type} prices, packing recommended requests plus "
             f"{self.settings.headroom_percent:g}% headroom"
         )
         savings = Savings.from_hourly(
@@ -257,7 +257,10 @@ def _family(
 def _price(
     bundle: RecommendInput, current: InstancePrice, instance_type: str
 ) -> InstancePrice | None:
+    """Price a candidate type at the capacity type (on-demand or Spot) of the current pool."""
     try:
+        if current.capacity_type == "spot":
+            return bundle.prices.spot_price(current.provider, current.region, instance_type)
         return bundle.prices.instance_price(current.provider, current.region, instance_type)
     except PriceNotFoundError:
         return None

@@ -24,14 +24,38 @@ def machine_pool_update(
 ) -> ApiCall:
     """Return the ``PUT .../machinePools/{name}`` call with the changed fields of the entity.
 
-    Unknown Palette ids stay as ``{cloudType}`` and ``{configUid}`` placeholders in the path.
+    Unknown Palette ids stay as ``{cloudType}`` and ``{configUid}`` placeholders in the path. A
+    pool read from Palette's cloud config also sends the fields Palette declared for it (size,
+    limits, labels and instance type), with the changes on top.
     """
     path = POOL_PATH.format(
         cloud=pool.cloud_type or "{cloudType}",
         config=pool.config_uid or "{configUid}",
         pool=pool.name,
     )
-    body: dict[str, Any] = {"poolConfig": {"name": pool.name, **(pool_config or {})}}
-    if cloud_config:
-        body["cloudConfig"] = dict(cloud_config)
+    body: dict[str, Any] = {
+        "poolConfig": {"name": pool.name, **_declared_pool(pool), **(pool_config or {})}
+    }
+    cloud = {**_declared_cloud(pool), **(cloud_config or {})}
+    if cloud:
+        body["cloudConfig"] = cloud
     return ApiCall(method="PUT", path=path, body=body, note=PUT_NOTE)
+
+
+def _declared_pool(pool: PoolRef) -> dict[str, Any]:
+    if not pool.from_palette:
+        return {}
+    declared: dict[str, Any] = {
+        "labels": list(pool.pool_labels),
+        "isControlPlane": pool.is_control_plane,
+    }
+    for key, value in (("size", pool.size), ("minSize", pool.min_size), ("maxSize", pool.max_size)):
+        if value is not None:
+            declared[key] = value
+    return declared
+
+
+def _declared_cloud(pool: PoolRef) -> dict[str, Any]:
+    if not pool.from_palette or pool.instance_type is None:
+        return {}
+    return {"instanceType": pool.instance_type}

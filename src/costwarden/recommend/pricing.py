@@ -50,11 +50,27 @@ def price_used(price: InstancePrice) -> PriceUsed:
 
 
 def pool_node_price(catalog: PriceCatalog, pool: PoolRef) -> InstancePrice | None:
-    """Return the on-demand list price of one node of a pool, None when it has none.
+    """Return the hourly price of one node of a pool, None when it has none.
 
-    NOTE: Spot nodes are priced on demand too, because the packaged AWS and Azure lists hold
-    on-demand prices only, so savings on Spot nodes are overstated.
+    A pool whose nodes all run on Spot is priced at the Spot price (``PriceCatalog.spot_price``),
+    any other pool at the on-demand price.
+
+    NOTE: a pool that mixes Spot and on-demand nodes is priced on demand, which overstates the
+    savings of changes to it.
     """
+    if pool.provider is None or pool.region is None or pool.instance_type is None:
+        return None
+    try:
+        if is_spot(pool):
+            return catalog.spot_price(pool.provider, pool.region, pool.instance_type)
+        return catalog.instance_price(pool.provider, pool.region, pool.instance_type)
+    except PriceNotFoundError as exc:
+        logger.warning("no price for pool %s/%s: %s", pool.cluster, pool.name, exc)
+        return None
+
+
+def on_demand_price(catalog: PriceCatalog, pool: PoolRef) -> InstancePrice | None:
+    """Return the on-demand price of one node of a pool, whatever its capacity type."""
     if pool.provider is None or pool.region is None or pool.instance_type is None:
         return None
     try:
@@ -62,6 +78,11 @@ def pool_node_price(catalog: PriceCatalog, pool: PoolRef) -> InstancePrice | Non
     except PriceNotFoundError as exc:
         logger.warning("no price for pool %s/%s: %s", pool.cluster, pool.name, exc)
         return None
+
+
+def is_spot(pool: PoolRef) -> bool:
+    """Return whether every node of the pool is Spot, or Palette's setting when it has none."""
+    return pool.capacity_types == ("spot",)
 
 
 def cluster_rates(bundle: RecommendInput, cluster: str) -> ResourceRates | None:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from costwarden.domain.recommendation import Recommendation, Savings, Target
 from costwarden.recommend.inputs import PoolRef, RecommendInput
 from costwarden.recommend.palette import machine_pool_update
-from costwarden.recommend.pricing import pool_node_price, price_used, unit_split_price
+from costwarden.recommend.pricing import on_demand_price, price_used
 from costwarden.recommend.registry import RECOMMENDERS
 from costwarden.sources.prices import PriceCatalog
 
@@ -48,18 +48,31 @@ class SpotSettings(BaseModel):
         description="Shell-style patterns of pool names never proposed; AKS system node pools "
         "cannot use Spot.",
     )
+    environment_label: str = Field(
+        "env",
+        description="Palette cluster label that names the environment; when a cluster has it, "
+        "it decides over non_production_patterns.",
+    )
+    production_values: list[str] = Field(
+        default_factory=lambda: ["prod", "production", "prd"],
+        description="Values of environment_label that mark a production cluster; case is ignored.",
+    )
 
 
 @RECOMMENDERS.register("spot", SpotSettings)
 class SpotRecommender:
     """Move stateless pools of non-production clusters to Spot capacity.
 
-    Method: a pool qualifies when its cluster name matches ``non_production_patterns``, its
-    name matches no ``excluded_pool_patterns``, some of its nodes are not Spot yet, and none of
-    its nodes ran a StatefulSet pod or mounted a claim in the window. The change is
-    ``capacityType: spot`` on AWS and EKS, ``spotVMOptions`` on Azure and AKS, and a manual
-    change on GCP. Savings are an estimate: the pool's on-demand list price times one minus the
-    Spot-to-on-demand ratio of OpenCost's default unit prices for the same vCPUs and memory.
+    Method: a pool qualifies when its cluster is not production, its name matches no
+    ``excluded_pool_patterns``, it is neither a control-plane nor an AKS system pool, some of its
+    nodes are not Spot yet, and none of its nodes ran a StatefulSet pod or mounted a claim in the
+    window. A Palette pool without nodes in Prometheus gets low confidence, because its pods were
+    not checked. A cluster is production when its Palette label ``environment_label`` has one of the
+    ``production_values``; a cluster without that label is production unless its name matches
+    ``non_production_patterns``. The change is ``cloudConfig.capacityType: spot`` on AWS and EKS,
+    ``cloudConfig.spotVMOptions: {}`` on Azure and AKS, and a manual change on GCP. Savings are
+    the on-demand price minus the Spot price per node: Palette's rate API prices when Palette is
+    configured, otherwise the packaged on-demand list price and the configured Spot discount.
     Actual Spot prices vary by zone and hour.
     """
 
@@ -76,9 +89,9 @@ class SpotRecommender:
         ]
 
     def _qualifies(self, bundle: RecommendInput, pool: PoolRef) -> bool:
-        if pool.provider is None or not pool.nodes:
+        if pool.provider is None or _node_count(pool) == 0:
             return False
-        if not any(fnmatchcase(pool.cluster, p) for p in self.settings.non_production_patterns):
+        if pool.is_control_plane or pool.is_system_pool or self._production(pool):
             return False
         if any(fnmatchcase(pool.name, p) for p in self.settings.excluded_pool_patterns):
             return False
@@ -86,16 +99,24 @@ class SpotRecommender:
             return False
         return not any((pool.cluster, node) in bundle.stateful_nodes for node in pool.nodes)
 
+    def _production(self, pool: PoolRef) -> bool:
+        environment = pool.cluster_label(self.settings.environment_label)
+        if environment is not None:
+            values = {value.lower() for value in self.settings.production_values}
+            return environment.lower() in values
+        patterns = self.settings.non_production_patterns
+        return not any(fnmatchcase(pool.cluster, pattern) for pattern in patterns)
+
     def _recommendation(self, bundle: RecommendInput, pool: PoolRef) -> Recommendation:
         provider = pool.provider or ""
         api_call = None
         manual = None
         if provider == "aws":
             api_call = machine_pool_update(pool, cloud_config={"capacityType": "spot"})
-            after = {"capacityType": "spot"}
+            after: dict[str, object] = {"capacityType": "spot"}
         elif provider == "azure":
-            api_call = machine_pool_update(pool, cloud_config={"spotVMOptions": {"maxPrice": "-1"}})
-            after = {"spotVMOptions": {"maxPrice": "-1"}}
+            api_call = machine_pool_update(pool, cloud_config={"spotVMOptions": {}})
+            after = {"spotVMOptions": {}}
         else:
             after = {"spot": True}
             manual = ("Create a Spot node pool in Google Cloud for the cluster and move the "
@@ -103,13 +124,13 @@ class SpotRecommender:
 
         return Recommendation(
             kind=self.name,
-            title=f"Run pool {pool.cluster}/{pool.name} ({len(pool.nodes)} x "
+            title=f"Run pool {pool.cluster}/{pool.name} ({_node_count(pool)} x "
             f"{pool.instance_type}) on Spot",
             target=Target(pool.cluster, "MachinePool", pool.name, pool=pool.name),
             before={"capacity_types": list(pool.capacity_types) or ["on-demand"]},
             after=after,
             savings=_savings(bundle.prices, pool),
-            confidence="medium",
+            confidence="medium" if pool.nodes else "low",
             risk="medium",
             risk_note=f"{INTERRUPTION_NOTICE.get(provider, 'Spot capacity can be reclaimed')}; "
             "pods must tolerate restarts and the pool may shrink when capacity runs out",
@@ -124,21 +145,21 @@ class SpotRecommender:
 
 
 def _savings(catalog: PriceCatalog, pool: PoolRef) -> Savings:
-    price = pool_node_price(catalog, pool)
-    if price is None or pool.instance_type is None:
+    on_demand = on_demand_price(catalog, pool)
+    if on_demand is None or pool.provider is None or pool.region is None:
         return Savings(Decimal(0), "USD", "not estimated: no list price for the pool")
+    spot = catalog.spot_price(pool.provider, pool.region, on_demand.instance_type)
 
-    shape = catalog.shape(price.provider, pool.instance_type)
-    units = catalog.unit_prices(price.provider)
-    memory = Decimal(str(shape.memory_gib))
-    on_demand = units.cpu_hour * shape.vcpus + units.ram_gib_hour * memory
-    spot = units.spot_cpu_hour * shape.vcpus + units.spot_ram_gib_hour * memory
-    discount = Decimal(1) - spot / on_demand
-    nodes = sum(1 for _ in pool.nodes)
-    per_hour = price.usd_per_hour * discount * nodes
+    nodes = _node_count(pool)
+    per_hour = (on_demand.usd_per_hour - spot.usd_per_hour) * nodes
     method = (
-        f"{nodes} node(s) x {price.instance_type} on-demand price x {discount:.3f} estimated Spot "
-        "discount (OpenCost default Spot and on-demand unit prices)"
+        f"{nodes} node(s) x ({on_demand.instance_type} on-demand price - Spot price); Spot "
+        "prices vary by zone and hour"
     )
-    prices = (price_used(price), unit_split_price(catalog, price.provider))
-    return Savings.from_hourly(per_hour, price.currency, method, prices)
+    prices = (price_used(on_demand), price_used(spot))
+    return Savings.from_hourly(per_hour, on_demand.currency, method, prices)
+
+
+def _node_count(pool: PoolRef) -> int:
+    """Return the nodes seen in Prometheus, else the node count Palette declares."""
+    return len(pool.nodes) if pool.nodes else pool.size or 0

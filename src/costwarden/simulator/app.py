@@ -18,6 +18,7 @@ from costwarden.simulator.event_routes import event_router
 from costwarden.simulator.fleet import build_fleet
 from costwarden.simulator.guards import ApiError, FaultInjector, RateLimiter, Stats
 from costwarden.simulator.quota_routes import quota_router
+from costwarden.simulator.rate_routes import rate_router
 from costwarden.simulator.routes import SimulatorState, router
 from costwarden.simulator.settings import SimulatorSettings
 
@@ -55,6 +56,7 @@ def create_app(settings: SimulatorSettings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(quota_router)
     app.include_router(event_router)
+    app.include_router(rate_router)
 
     logger.info(
         "Palette simulator app created: seed %d, as_of %s, %d projects, %d clusters",

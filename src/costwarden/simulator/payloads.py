@@ -273,6 +273,8 @@ def _machine_pool(cluster: Cluster, pool: MachinePool) -> dict[str, Any]:
         entry["rootDeviceSize"] = pool.disk_gib
     elif provider == "azure":
         entry["isSystemNodePool"] = pool.is_system_pool
+        if pool.capacity_type == "spot":
+            entry["spotVMOptions"] = {}
         entry["osType"] = "Linux"
         entry["osDisk"] = {
             "diskSizeGB": pool.disk_gib,

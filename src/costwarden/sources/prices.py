@@ -8,6 +8,13 @@ GCP us-central1, so GCP prices are offered for that region only. Disks cost Open
 price per GiB-hour on every cloud. ``data/prices/SOURCE.md`` names the upstream commit and
 licence of each file.
 
+Spot prices are the on-demand price times one minus a Spot discount per provider. The default
+discount is OpenCost's: one minus the ratio of its default Spot and on-demand vCPU prices, which
+is about 0.79 on AWS and GCP and 0.80 on Azure. These are typical figures, not quotes, because
+real Spot prices change by zone and hour. ``with_spot_discounts`` replaces them with configured
+ones, and ``with_instance_prices`` adds prices from another source, such as Palette's rate API,
+that win over the packaged lists.
+
 All prices are in US dollars. Palette cloud types map to their provider: ``eks`` is priced as
 ``aws``, ``aks`` as ``azure`` and ``gke`` as ``gcp``.
 """
@@ -18,7 +25,7 @@ import csv
 import io
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -177,6 +184,23 @@ class UnitPrices:
     storage_gib_hour: Decimal
 
 
+@dataclass(frozen=True, slots=True)
+class SpotDiscount:
+    """The fraction of the on-demand price that Spot capacity saves on one provider.
+
+    A ``discount`` of 0.7 means a Spot instance costs 30 % of its on-demand price.
+    """
+
+    provider: Provider
+    discount: Decimal
+    source: str
+    published: date
+
+
+PriceKey = tuple[Provider, str, str, CapacityType]
+"""Provider, region, instance type and capacity type of one instance price."""
+
+
 def provider_of(cloud: str) -> Provider:
     """Return the provider that prices a Palette cloud type, such as ``aws`` for ``eks``."""
     provider = CLOUD_TYPE_PROVIDERS.get(cloud.lower())
@@ -200,9 +224,53 @@ class PriceCatalog:
         self,
         instance_prices: dict[Provider, dict[str, dict[str, Decimal]]],
         unit_prices: dict[Provider, UnitPrices],
+        *,
+        spot_discounts: Mapping[Provider, SpotDiscount] | None = None,
+        overrides: Mapping[PriceKey, InstancePrice] | None = None,
+        override_shapes: Mapping[tuple[Provider, str], MachineShape] | None = None,
     ) -> None:
         self._instance_prices = instance_prices
         self._unit_prices = unit_prices
+        self._spot_discounts = dict(spot_discounts or {})
+        self._overrides = dict(overrides or {})
+        self._override_shapes = dict(override_shapes or {})
+
+    def with_spot_discounts(self, discounts: Iterable[SpotDiscount]) -> PriceCatalog:
+        """Return a copy of the catalogue that uses these Spot discounts for their providers."""
+        merged = {**self._spot_discounts, **{item.provider: item for item in discounts}}
+        return self._copy(spot_discounts=merged)
+
+    def with_instance_prices(
+        self,
+        prices: Iterable[InstancePrice],
+        shapes: Mapping[tuple[Provider, str], MachineShape] | None = None,
+    ) -> PriceCatalog:
+        """Return a copy of the catalogue in which these prices, and shapes, win over the lists.
+
+        ``shapes`` maps (provider, instance type) to the shape reported with the prices.
+        """
+        overrides = dict(self._overrides)
+        for price in prices:
+            key = (price.provider, price.region, price.instance_type, price.capacity_type)
+            overrides[key] = price
+        return self._copy(
+            overrides=overrides, override_shapes={**self._override_shapes, **(shapes or {})}
+        )
+
+    def _copy(
+        self,
+        *,
+        spot_discounts: Mapping[Provider, SpotDiscount] | None = None,
+        overrides: Mapping[PriceKey, InstancePrice] | None = None,
+        override_shapes: Mapping[tuple[Provider, str], MachineShape] | None = None,
+    ) -> PriceCatalog:
+        return PriceCatalog(
+            self._instance_prices,
+            self._unit_prices,
+            spot_discounts=self._spot_discounts if spot_discounts is None else spot_discounts,
+            overrides=self._overrides if overrides is None else overrides,
+            override_shapes=self._override_shapes if override_shapes is None else override_shapes,
+        )
 
     @classmethod
     def packaged(cls) -> PriceCatalog:
@@ -231,8 +299,14 @@ class PriceCatalog:
         instance_type: str,
         capacity_type: CapacityType = "on-demand",
     ) -> InstancePrice:
-        """Look up the hourly price of an instance type, with the source and date of the price."""
+        """Look up the hourly price of an instance type, with the source and date of the price.
+
+        A price added with ``with_instance_prices`` wins over the packaged lists.
+        """
         provider = provider_of(cloud)
+        override = self._overrides.get((provider, region, instance_type, capacity_type))
+        if override is not None:
+            return override
         self._check_region(provider, region)
 
         if provider == "gcp":
@@ -250,6 +324,47 @@ class PriceCatalog:
             usd_per_hour=amount,
             source=source.upstream,
             published=source.published,
+        )
+
+    def spot_discount(self, cloud: str) -> SpotDiscount:
+        """Return the configured Spot discount of a cloud's provider, else OpenCost's default."""
+        provider = provider_of(cloud)
+        configured = self._spot_discounts.get(provider)
+        if configured is not None:
+            return configured
+        units = self._unit_prices[provider]
+        source = UNIT_PRICE_SOURCES[provider]
+        discount = Decimal(1) - units.spot_cpu_hour / units.cpu_hour
+        return SpotDiscount(
+            provider=provider,
+            discount=discount.quantize(Decimal("0.0001")),
+            source=f"{source.upstream}: 1 - spotCPU / CPU, a typical figure and not a quote",
+            published=source.published,
+        )
+
+    def spot_price(self, cloud: str, region: str, instance_type: str) -> InstancePrice:
+        """Look up the hourly Spot price of an instance type.
+
+        A Spot price added with ``with_instance_prices`` wins. Otherwise the price is the
+        on-demand price times one minus ``spot_discount``, and its date is the older of the two.
+        """
+        provider = provider_of(cloud)
+        override = self._overrides.get((provider, region, instance_type, "spot"))
+        if override is not None:
+            return override
+
+        on_demand = self.instance_price(cloud, region, instance_type)
+        discount = self.spot_discount(cloud)
+        return InstancePrice(
+            provider=provider,
+            region=region,
+            instance_type=instance_type,
+            capacity_type="spot",
+            usd_per_hour=on_demand.usd_per_hour * (Decimal(1) - discount.discount),
+            source=f"{on_demand.source} x (1 - {discount.discount} Spot discount from "
+            f"{discount.source})",
+            published=min(on_demand.published, discount.published),
+            currency=on_demand.currency,
         )
 
     def hourly_price(
@@ -286,7 +401,8 @@ class PriceCatalog:
     def shape(self, cloud: str, instance_type: str) -> MachineShape:
         """Return the vCPUs, memory and GPUs of an instance type from the built-in shape table."""
         provider = provider_of(cloud)
-        shape = INSTANCE_SHAPES[provider].get(instance_type)
+        shape = self._override_shapes.get((provider, instance_type))
+        shape = shape or INSTANCE_SHAPES[provider].get(instance_type)
         if shape is None:
             known = ", ".join(sorted(INSTANCE_SHAPES[provider]))
             raise PriceNotFoundError(

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
 from functools import partial
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 import anyio
 import httpx
@@ -45,6 +45,7 @@ from costwarden.sources.palette.models import (
     CloudConfig,
     CloudCostSummary,
     Cluster,
+    ClusterRate,
     ClusterSearchPage,
     ClusterSummary,
     ComponentEvent,
@@ -69,6 +70,14 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 Sleep = Callable[[float], Awaitable[None]]
 
 DASHBOARD_PREFIX = "/v1/dashboard"
+RESOURCE_PREFIXES = ("/v1/spectroclusters", "/v1/cloudconfigs")
+RESOURCE_RATE_PER_SECOND = 40.0
+RESOURCE_BURST = 50
+"""Client-side limit per prefix in ``RESOURCE_PREFIXES``, below the 50 requests per second that
+Palette's API documentation lists for them."""
+
+RatePeriod = Literal["hourly", "monthly", "yearly"]
+RATE_PERIODS: tuple[str, ...] = ("hourly", "monthly", "yearly")
 PAGE_SIZE = 50
 """Palette's default and maximum ``limit`` for list calls."""
 
@@ -179,13 +188,14 @@ class AsyncPaletteClient:
         self.settings = settings
         self._api_key = settings.api_key.get_secret_value()
         self._sleep = sleep
-        self._limiter = PrefixRateLimiter(
-            {
-                DASHBOARD_PREFIX: TokenBucket(
-                    settings.dashboard_rate_per_second, settings.dashboard_burst, clock
-                )
-            }
+        buckets = {
+            prefix: TokenBucket(RESOURCE_RATE_PER_SECOND, RESOURCE_BURST, clock)
+            for prefix in RESOURCE_PREFIXES
+        }
+        buckets[DASHBOARD_PREFIX] = TokenBucket(
+            settings.dashboard_rate_per_second, settings.dashboard_burst, clock
         )
+        self._limiter = PrefixRateLimiter(buckets)
         self._http = httpx.AsyncClient(
             base_url=settings.url,
             headers=self._headers(),
@@ -352,6 +362,23 @@ class AsyncPaletteClient:
         """Return a cluster's cloud config, with its machine pools and their size limits."""
         return await self._call(CloudConfig, "GET", f"/v1/cloudconfigs/{cloud_type}/{config_uid}")
 
+    async def cluster_rate(self, uid: str, period: RatePeriod = "hourly") -> ClusterRate:
+        """Return Palette's estimated rate of a cluster's pools over one ``period``."""
+        path = f"/v1/spectroclusters/{uid}/rate"
+        return await self._call(ClusterRate, "GET", path, params={"periodType": _period(period)})
+
+    async def what_if_rate(
+        self, cloud: str, body: dict[str, Any], period: RatePeriod = "hourly"
+    ) -> ClusterRate:
+        """Return Palette's estimated rate of the pools in ``body`` without changing anything.
+
+        ``body`` is a ``v1Spectro<Cloud>ClusterRateEntity``: ``cloudConfig`` with the region
+        (``location`` on Azure) and ``machinepoolconfig``, a list of machine pool entities.
+        """
+        path = f"/v1/spectroclusters/{cloud}/rate"
+        params: dict[str, str | int] = {"periodType": _period(period)}
+        return await self._call(ClusterRate, "POST", path, json=body, params=params)
+
     async def workspaces(self) -> DashboardWorkspaces:
         """Return the workspaces visible in the current scope, with their quotas."""
         return await self._call(DashboardWorkspaces, "GET", "/v1/dashboard/workspaces")
@@ -513,6 +540,13 @@ class AsyncPaletteClient:
         return text.replace(self._api_key, "***")
 
 
+def _period(period: str) -> str:
+    if period not in RATE_PERIODS:
+        choices = ", ".join(RATE_PERIODS)
+        raise ValueError(f"rate period {period!r} is not valid; use one of {choices}")
+    return period
+
+
 def _as_moment(moment: datetime | date) -> datetime:
     """Return a UTC datetime. A date is read as its midnight UTC."""
     if not isinstance(moment, datetime):
@@ -662,6 +696,14 @@ class PaletteClient(BlockingFacade):
 
     def cloud_config(self, cloud_type: str, config_uid: str) -> CloudConfig:
         return self._portal.call(self._client.cloud_config, cloud_type, config_uid)
+
+    def cluster_rate(self, uid: str, period: RatePeriod = "hourly") -> ClusterRate:
+        return self._portal.call(self._client.cluster_rate, uid, period)
+
+    def what_if_rate(
+        self, cloud: str, body: dict[str, Any], period: RatePeriod = "hourly"
+    ) -> ClusterRate:
+        return self._portal.call(self._client.what_if_rate, cloud, body, period)
 
     def workspaces(self) -> DashboardWorkspaces:
         return self._portal.call(self._client.workspaces)

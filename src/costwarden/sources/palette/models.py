@@ -370,6 +370,13 @@ class InstanceConfig(PaletteModel):
     name: Text = ""
     num_cpus: int | None = Field(None, alias="numCPUs")
     memory_mib: int | None = Field(None, alias="memoryMiB")
+    disk_gib: int | None = Field(None, alias="diskGiB")
+
+
+class OsDisk(PaletteModel):
+    """The OS disk of an Azure or AKS pool."""
+
+    disk_size_gb: int | None = Field(None, alias="diskSizeGB")
 
 
 class MachinePoolConfig(PaletteModel):
@@ -382,9 +389,26 @@ class MachinePoolConfig(PaletteModel):
     max_size: int | None = None
     instance_type: Text = ""
     instance_config: InstanceConfig | None = None
+    labels: NullableList[str] = Field(default_factory=list)
+    azs: NullableList[str] = Field(default_factory=list)
+    capacity_type: Text = ""
+    """AWS and EKS: ``on-demand`` (the default when empty) or ``spot``."""
+    spot_vm_options: dict[str, Any] | None = Field(None, alias="spotVMOptions")
+    """Azure and AKS: present, even empty, when the pool runs on Spot VMs."""
+    root_device_size: int | None = None
+    os_disk: OsDisk | None = None
+    is_system_node_pool: bool = False
+
+
+class CloudClusterConfig(PaletteModel):
+    """The cluster-wide part of a cloud config: ``region`` on AWS and GCP, ``location`` on Azure."""
+
+    region: Text = ""
+    location: Text = ""
 
 
 class CloudConfigSpec(PaletteModel):
+    cluster_config: Nested[CloudClusterConfig] = Field(default_factory=CloudClusterConfig)
     machine_pool_config: NullableList[MachinePoolConfig] = Field(default_factory=list)
 
 
@@ -458,3 +482,84 @@ class ComponentEvents(PaletteModel):
 
     items: NullableList[ComponentEvent] = Field(default_factory=list)
     listmeta: Nested[ListMeta] = Field(default_factory=ListMeta)
+
+
+class ComputeRate(PaletteModel):
+    """``v1ComputeRate``: the compute rate of a pool, whose ``type`` is the instance type."""
+
+    type: Text = ""
+    rate: Money = Decimal(0)
+
+
+class StorageRate(PaletteModel):
+    """``v1StorageRate``: the rate of one disk type of a pool."""
+
+    type: Text = ""
+    size_gb: float | None = Field(None, alias="sizeGB")
+    rate: Money = Decimal(0)
+
+
+class PoolRate(PaletteModel):
+    """``v1CloudRate``: a pool's compute and storage rate over the requested period."""
+
+    total: Money = Decimal(0)
+    compute: Nested[ComputeRate] = Field(default_factory=ComputeRate)
+    storage: NullableList[StorageRate] = Field(default_factory=list)
+
+
+class MachinePoolRate(PaletteModel):
+    """``v1MachinePoolRate``."""
+
+    name: Text = ""
+    nodes_count: int = 0
+    rate: Nested[PoolRate] = Field(default_factory=PoolRate)
+
+
+class TotalClusterRate(PaletteModel):
+    compute: Money = Decimal(0)
+    storage: Money = Decimal(0)
+    total: Money = Decimal(0)
+
+
+class InstancePriceEntry(PaletteModel):
+    """``v1InstancePrice``: the on-demand and Spot price of an instance type for one OS."""
+
+    on_demand: Money = Decimal(0)
+    spot: Money = Decimal(0)
+    os: Text = ""
+
+
+class InstanceCost(PaletteModel):
+    price: NullableList[InstancePriceEntry] = Field(default_factory=list)
+
+
+class InstanceTypeRate(PaletteModel):
+    """``v1InstanceType``: an instance type's shape and prices.
+
+    NOTE: Palette does not document the units. The simulator sends ``memory`` in MiB and prices
+    per hour, and costwarden reads them so.
+    """
+
+    type: Text = ""
+    category: Text = ""
+    cpu: float | None = None
+    memory: float | None = None
+    gpu: float | None = None
+    price: Money = Decimal(0)
+    cost: Nested[InstanceCost] = Field(default_factory=InstanceCost)
+
+
+class CloudResourceMetadata(PaletteModel):
+    instance_types: Annotated[
+        dict[str, InstanceTypeRate], BeforeValidator(_empty_dict_for_null)
+    ] = Field(default_factory=dict)
+
+
+class ClusterRate(PaletteModel):
+    """``v1SpectroClusterRate`` from ``GET /v1/spectroclusters/{uid}/rate`` and the what-if
+    ``POST /v1/spectroclusters/{cloud}/rate``; amounts cover one ``periodType``."""
+
+    name: Text = ""
+    rate: Nested[TotalClusterRate] = Field(default_factory=TotalClusterRate)
+    machine_pools: NullableList[MachinePoolRate] = Field(default_factory=list)
+    resource_metadata: Nested[CloudResourceMetadata] = Field(default_factory=CloudResourceMetadata)
