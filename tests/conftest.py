@@ -16,7 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_fixtures import prometheus_server, pytest_runtest_makereport  # noqa: F401
+from prometheus_fixtures import (  # noqa: F401
+    prometheus_server,
+    pytest_runtest_makereport,
+    waste_prometheus_server,
+)
 
 from costwarden.store import Store
 

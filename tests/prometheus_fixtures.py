@@ -1,4 +1,7 @@
-"""A real Prometheus server on 127.0.0.1, backfilled with the seeded fleet of ``prometheus_data``.
+"""Real Prometheus servers on 127.0.0.1, backfilled with generated OpenMetrics text.
+
+``prometheus_server`` serves the seeded fleet of ``prometheus_data``, and
+``waste_prometheus_server`` the planted waste clusters of ``costwarden.simulator.metrics``.
 
 ``tests/conftest.py`` imports the fixture and the report hook from here. The session's server
 reads a TSDB that ``promtool tsdb create-blocks-from openmetrics`` builds from the generated
@@ -12,13 +15,17 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_data import build_fleet
+
+from costwarden.simulator.metrics import write_openmetrics
+from costwarden.simulator.waste_plans import WASTE_CLUSTERS
 
 START_TIMEOUT_SECONDS = 30.0
 LOG_TAIL_CHARACTERS = 4000
@@ -28,6 +35,9 @@ global:
   evaluation_interval: 1h
 scrape_configs: []
 """
+WASTE_END = datetime(2026, 11, 16, tzinfo=UTC)
+"""End of the planted waste metrics: a Monday at midnight, so the 7-day window covers each
+weekday once."""
 
 
 @dataclass(frozen=True)
@@ -59,10 +69,18 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _backfill(base: Path) -> tuple[Path, int]:
-    """Write the fleet as OpenMetrics text and turn it into TSDB blocks; return the data dir."""
+def _write_fleet(path: Path) -> int:
+    return build_fleet().write_openmetrics(path)
+
+
+def _write_waste(path: Path) -> int:
+    return write_openmetrics(path, WASTE_CLUSTERS, end=WASTE_END)
+
+
+def _backfill(base: Path, write: Callable[[Path], int] = _write_fleet) -> tuple[Path, int]:
+    """Write OpenMetrics text with ``write`` and turn it into TSDB blocks; return the data dir."""
     text = base / "fleet.om"
-    samples = build_fleet().write_openmetrics(text)
+    samples = write(text)
     data = base / "data"
     # One block per 10 days: with the default of 2 hours promtool rereads the input per block.
     completed = subprocess.run(
@@ -103,8 +121,19 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], server: PrometheusSe
 @pytest.fixture(scope="session")
 def prometheus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
     """Start Prometheus on a free loopback port over the backfilled fleet, and stop it after."""
-    base = tmp_path_factory.mktemp("prometheus")
-    data, samples = _backfill(base)
+    yield from _serve(tmp_path_factory.mktemp("prometheus"), _write_fleet)
+
+
+@pytest.fixture(scope="session")
+def waste_prometheus_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[PrometheusServer]:
+    """Start Prometheus over the planted waste clusters' metrics, ending at ``WASTE_END``."""
+    yield from _serve(tmp_path_factory.mktemp("prometheus-waste"), _write_waste)
+
+
+def _serve(base: Path, write: Callable[[Path], int]) -> Iterator[PrometheusServer]:
+    data, samples = _backfill(base, write)
     config = base / "prometheus.yml"
     config.write_text(CONFIG, encoding="utf-8")
 
@@ -136,7 +165,8 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Add the end of the Prometheus log to the report of a failed test that used the server."""
     report = yield
-    server = getattr(item, "funcargs", {}).get("prometheus_server")
-    if report.failed and isinstance(server, PrometheusServer):
-        report.sections.append(("Prometheus log", server.log_tail()))
+    for name in ("prometheus_server", "waste_prometheus_server"):
+        server = getattr(item, "funcargs", {}).get(name)
+        if report.failed and isinstance(server, PrometheusServer):
+            report.sections.append(("Prometheus log", server.log_tail()))
     return report

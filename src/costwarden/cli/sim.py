@@ -1,8 +1,14 @@
-"""``costwarden palette-sim``: run the Palette API simulator in the foreground."""
+"""``costwarden palette-sim``: run the Palette API simulator in the foreground.
+
+``costwarden palette-sim-metrics`` writes the Kubernetes metrics of the planted waste clusters
+(and, on request, generated clusters) as OpenMetrics text for a Prometheus backfill.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,9 +19,16 @@ from costwarden.cli.common import stdout
 from costwarden.cli.run import parse_as_of
 from costwarden.errors import ConfigError
 from costwarden.simulator.app import create_app
+from costwarden.simulator.metrics import (
+    DEFAULT_DAYS,
+    DEFAULT_INTERVAL_SECONDS,
+    generated_clusters,
+    write_openmetrics,
+)
 from costwarden.simulator.planted import PLANTED_CLUSTER_COUNT
 from costwarden.simulator.server import bind_socket, uvicorn_config
 from costwarden.simulator.settings import DEFAULT_API_KEY, SimulatorSettings
+from costwarden.simulator.waste_plans import WASTE_CLUSTERS, WASTE_PROJECT
 
 
 class TimestampUnit(StrEnum):
@@ -25,6 +38,7 @@ class TimestampUnit(StrEnum):
 
 def register(app: typer.Typer) -> None:
     app.command("palette-sim")(palette_sim)
+    app.command("palette-sim-metrics")(palette_sim_metrics)
 
 
 def palette_sim(
@@ -81,6 +95,15 @@ def palette_sim(
             "--history-days", min=1, help="Days of cost history before the day of --as-of."
         ),
     ] = 180,
+    waste_clusters: Annotated[
+        bool,
+        typer.Option(
+            "--waste-clusters",
+            help=f"Add the {len(WASTE_CLUSTERS)} clusters of the {WASTE_PROJECT} project, which "
+            "plant waste with known savings, on top of --clusters; palette-sim-metrics writes "
+            "their Kubernetes metrics.",
+        ),
+    ] = False,
     no_rate_limit: Annotated[
         bool,
         typer.Option(
@@ -102,6 +125,7 @@ def palette_sim(
             as_of=parse_as_of(as_of) if as_of else None,
             history_days=history_days,
             cluster_count=clusters,
+            waste_clusters=waste_clusters,
             timestamp_unit=timestamp_unit.value,
             retry_after_seconds=retry_after,
             fault_rate=fault_rate,
@@ -137,3 +161,72 @@ def palette_sim(
     )
     stdout.print("Press Ctrl+C to stop.")
     uvicorn.Server(uvicorn_config(app, access_log=True)).run(sockets=[sock])
+
+
+def palette_sim_metrics(
+    out: Annotated[
+        Path, typer.Option("--out", help="OpenMetrics file to write; an existing file is replaced.")
+    ],
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the usage noise.")] = 0,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Time of the last sample, a date (midnight UTC) or an ISO 8601 time; use the "
+            "simulator's --as-of. Default: now, rounded down to the sample interval.",
+        ),
+    ] = None,
+    clusters: Annotated[
+        int,
+        typer.Option(
+            "--clusters", min=0, help="Generated clusters of right-sized workloads to add."
+        ),
+    ] = 0,
+    workloads_per_cluster: Annotated[
+        int,
+        typer.Option(
+            "--workloads-per-cluster", min=1, help="Deployments in each generated cluster."
+        ),
+    ] = 50,
+    days: Annotated[
+        int, typer.Option("--days", min=1, max=60, help="Days of samples before --as-of.")
+    ] = DEFAULT_DAYS,
+    interval_seconds: Annotated[
+        int,
+        typer.Option("--interval-seconds", min=10, max=3600, help="Seconds between samples."),
+    ] = DEFAULT_INTERVAL_SECONDS,
+) -> None:
+    """Write the planted waste clusters' Kubernetes metrics as OpenMetrics text.
+
+    Load the file into a Prometheus data directory with
+    `promtool tsdb create-blocks-from openmetrics --max-block-duration=240h FILE DATA_DIR`,
+    then start Prometheus with `--storage.tsdb.path=DATA_DIR` and a retention longer than
+    the age of the samples (e.g. `--storage.tsdb.retention.time=3650d`). Series carry a
+    `cluster` label.
+    """
+    end = parse_as_of(as_of) if as_of else _floor(datetime.now(UTC), interval_seconds)
+    plans = [*WASTE_CLUSTERS, *generated_clusters(clusters, workloads_per_cluster, seed)]
+    try:
+        samples = write_openmetrics(
+            out, plans, end=end, days=days, interval_seconds=interval_seconds, seed=seed
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"failed to write {out}: {exc.strerror}; check that its directory exists and is "
+            "writable"
+        ) from exc
+    stdout.print(
+        f"Wrote {samples} samples of {len(plans)} clusters to {out}, ending {end.isoformat()}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    stdout.print(
+        f"Backfill: promtool tsdb create-blocks-from openmetrics --max-block-duration=240h "
+        f"{out} DATA_DIR",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _floor(moment: datetime, seconds: int) -> datetime:
+    return datetime.fromtimestamp(moment.timestamp() // seconds * seconds, UTC)

@@ -34,6 +34,7 @@ def create_app(settings: SimulatorSettings | None = None) -> FastAPI:
         as_of,
         history_days=settings.history_days,
         cluster_count=settings.cluster_count,
+        waste_clusters=settings.waste_clusters,
     )
 
     app = FastAPI(

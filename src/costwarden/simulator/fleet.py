@@ -61,8 +61,13 @@ def build_fleet(
     *,
     history_days: int = 180,
     cluster_count: int = 54,
+    waste_clusters: bool = False,
 ) -> Fleet:
-    """Generate the fleet for a seed and a point in time; results are cached per arguments."""
+    """Generate the fleet for a seed and a point in time; results are cached per arguments.
+
+    ``waste_clusters`` adds the clusters of the planted waste project on top of
+    ``cluster_count``.
+    """
     if as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware (UTC)")
     if seed < 0:
@@ -74,14 +79,16 @@ def build_fleet(
             f"cluster_count must be at least {PLANTED_CLUSTER_COUNT}, the planted clusters, got "
             f"{cluster_count}"
         )
-    return _build_cached(seed, as_of.astimezone(UTC), history_days, cluster_count)
+    return _build_cached(seed, as_of.astimezone(UTC), history_days, cluster_count, waste_clusters)
 
 
 @lru_cache(maxsize=8)
-def _build_cached(seed: int, as_of: datetime, history_days: int, cluster_count: int) -> Fleet:
+def _build_cached(
+    seed: int, as_of: datetime, history_days: int, cluster_count: int, waste_clusters: bool
+) -> Fleet:
     started = time.perf_counter()
     generator = FleetGenerator(seed, as_of, history_days, PriceCatalog.packaged())
-    fleet = generator.build(cluster_count)
+    fleet = generator.build(cluster_count, waste_clusters=waste_clusters)
 
     logger.info(
         "generated simulated fleet: seed %d, as_of %s, %d clusters, %d days in %.3f s",

@@ -2,7 +2,8 @@
 
 Every cluster draws from its own stream, ``numpy.random.default_rng([seed, kind, index])``, so a
 cluster does not change when other clusters are added. The fleet lists the two planted clusters
-first, then the clusters of the planted anomalies (``anomaly_plans.py``), then the random ones.
+first, then the clusters of the planted anomalies (``anomaly_plans.py``), then those of the
+planted waste when asked for (``waste_fleet.py``), then the random ones.
 Node counts are daily averages, so they are fractional. Autoscaling pools follow a level with
 slow growth, a weekend dip and noise, clipped to the pool's minimum and maximum size. Other pools
 keep a fixed size.
@@ -31,6 +32,7 @@ from costwarden.simulator.model import (
 from costwarden.simulator.plans import ClusterPlan, PoolPlan
 from costwarden.simulator.planted import OVERRUN_CLUSTER, PLANTED, STABLE_CLUSTER
 from costwarden.simulator.templates import PROJECTS, ProjectTemplate
+from costwarden.simulator.waste_fleet import WASTE_TEMPLATE, waste_cluster_plans
 from costwarden.sources.prices import CLOUD_TYPE_PROVIDERS, PriceCatalog
 
 KUBE_SYSTEM = "kube-system"
@@ -61,8 +63,11 @@ class FleetGenerator:
         self._profiles: dict[str, ClusterProfile] = {}
         self._accounts: dict[tuple[str, str], str] = {}
 
-    def build(self, cluster_count: int) -> Fleet:
+    def build(self, cluster_count: int, *, waste_clusters: bool = False) -> Fleet:
         """Generate the projects, the planted clusters and random ones up to ``cluster_count``.
+
+        With ``waste_clusters``, the project and clusters of the planted waste
+        (``waste_fleet.py``) come on top of ``cluster_count``.
 
         The random clusters keep the streams they had before the anomaly clusters existed:
         random cluster ``i`` is assembled from stream ``[seed, 3, 2 + i]``, and the random
@@ -92,7 +97,23 @@ class FleetGenerator:
             self._assemble(self._rng(8, index), plan, projects[plan.project.name])
             for index, plan in enumerate(anomaly_plans)
         ]
-        planned = list(zip([*plans, *anomaly_plans], [*clusters, *anomaly_clusters], strict=True))
+        waste_project = Project(
+            _uid(self._rng(9)), WASTE_TEMPLATE.name, self.start - timedelta(days=720)
+        )
+        waste_plans = waste_cluster_plans(self) if waste_clusters else []
+        waste = [
+            self._assemble(self._rng(11, index), plan, waste_project)
+            for index, plan in enumerate(waste_plans)
+        ]
+        if waste:
+            projects[waste_project.name] = waste_project
+        planned = list(
+            zip(
+                [*plans, *anomaly_plans, *waste_plans],
+                [*clusters, *anomaly_clusters, *waste],
+                strict=True,
+            )
+        )
         return Fleet(
             seed=self.seed,
             as_of=self.as_of,
@@ -101,7 +122,12 @@ class FleetGenerator:
             tenant_uid=tenant_uid,
             user_uid=user_uid,
             projects=tuple(projects.values()),
-            clusters=(*clusters[: len(PLANTED)], *anomaly_clusters, *clusters[len(PLANTED) :]),
+            clusters=(
+                *clusters[: len(PLANTED)],
+                *anomaly_clusters,
+                *waste,
+                *clusters[len(PLANTED) :],
+            ),
             events=fleet_events(self.seed, self.start, self.as_of, planned),
         )
 

@@ -60,6 +60,11 @@ class SimulatorSettings(BaseModel):
         le=5000,
         description=f"Clusters in the fleet, the {PLANTED_CLUSTER_COUNT} planted ones included.",
     )
+    waste_clusters: bool = Field(
+        False,
+        description="Add the clusters of the planted waste project (finops-lab) on top of "
+        "cluster_count; their Kubernetes metrics come from palette-sim-metrics.",
+    )
     org_name: str = Field(
         "Costwarden Simulated Org", description="Organisation name of the tenant."
     )
