@@ -49,11 +49,30 @@ def test_batches_respect_series_limit() -> None:
     batches = pack_batches(counts, cluster_label="cluster", label="namespace", max_series=70)
 
     assert all(batch.series <= 70 for batch in batches)
-    assert {(batch.cluster, value) for batch in batches for value in batch.values} == set(counts)
-    assert len([batch for batch in batches if batch.cluster == "a"]) == 2
-    assert [batch.values for batch in batches if batch.cluster == "b"] == [("ns-1",)]
+    assert {(batch.clusters[0], value) for batch in batches for value in batch.values} == set(
+        counts
+    )
+    assert len([batch for batch in batches if batch.clusters == ("a",)]) == 2
+    assert [batch.values for batch in batches if batch.clusters == ("b",)] == [("ns-1",)]
     first = batches[0]
     assert first.matchers == 'cluster="a",namespace=~"ns-1|ns-2"'
+    assert batches[-1].matchers == 'cluster="b"'
+
+
+def test_small_clusters_share_a_query() -> None:
+    counts = {(f"c{n}", ns): 10 for n in range(5) for ns in ("web", "db")}
+    counts[("big", "web")] = 150
+
+    batches = pack_batches(counts, cluster_label="cluster", label="namespace", max_series=70)
+
+    assert [batch.clusters for batch in batches] == [
+        ("big",),
+        ("c0", "c1", "c2"),
+        ("c3", "c4"),
+    ]
+    assert [batch.series for batch in batches] == [150, 60, 40]
+    assert batches[1].matchers == 'cluster=~"c0|c1|c2"'
+    assert batches[1].values == ("db", "web")
 
 
 def test_oversized_value_gets_own_batch(caplog: pytest.LogCaptureFixture) -> None:

@@ -48,18 +48,26 @@ def points_in(start: float, end: float, step: float) -> int:
     return math.floor((end - start) / step + 1e-9) + 1
 
 
+MAX_CLUSTERS_PER_BATCH = 100
+"""Clusters one query may name, which keeps the cluster matcher short."""
+
+
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Label values of one cluster that one query covers, and the series they are expected to hold.
+    """Clusters and label values that one query covers, and the series they are expected to hold.
 
+    A batch holds either several whole clusters (``values`` then lists every value they have,
+    and the matchers name only the clusters) or part of the values of one large cluster.
     ``matchers`` is the comma-separated label matcher list that selects the batch.
     """
 
-    cluster: str
+    clusters: tuple[str, ...]
     label: str
     values: tuple[str, ...]
     series: int
     matchers: str
+    whole: bool = False
+    """True when the batch selects every series of its clusters."""
 
 
 def pack_batches(
@@ -68,25 +76,57 @@ def pack_batches(
     cluster_label: str,
     label: str,
     max_series: int,
+    whole_clusters: bool = True,
 ) -> list[Batch]:
     """Pack ``(cluster, value) -> series`` counts into batches of at most ``max_series`` series.
 
-    Values are placed largest first into the first batch of their cluster with room (first fit
-    decreasing). A single value with more series than the limit gets a batch of its own, and a
-    warning, because it cannot be split by this label.
+    With ``whole_clusters``, clusters whose series fit in one query are packed whole, several
+    to a query, and their batches select every value. That needs ``counts`` to hold every value
+    of the metric queried. Other clusters are split by ``label``: their values are placed largest
+    first into the first batch with room (first fit decreasing). A single value with more series
+    than the limit gets a batch of its own, and a warning, because it cannot be split by this
+    label.
     """
     by_cluster: dict[str, list[tuple[str, int]]] = {}
     for (cluster, value), count in counts.items():
         by_cluster.setdefault(cluster, []).append((value, count))
 
     batches: list[Batch] = []
+    whole: list[tuple[str, int]] = []
     for cluster in sorted(by_cluster):
+        total = sum(count for _, count in by_cluster[cluster])
+        if whole_clusters and total <= max_series:
+            whole.append((cluster, total))
+            continue
         for values, series in _first_fit(by_cluster[cluster], max_series, cluster, label):
             matchers = promql.join(
                 promql.equals(cluster_label, cluster), promql.one_of(label, values)
             )
-            batches.append(Batch(cluster, label, tuple(sorted(values)), series, matchers))
+            batches.append(Batch((cluster,), label, tuple(sorted(values)), series, matchers))
+
+    for clusters, series in _pack_clusters(whole, max_series):
+        values = sorted({value for cluster in clusters for value, _ in by_cluster[cluster]})
+        matchers = promql.one_of(cluster_label, clusters)
+        batches.append(
+            Batch(tuple(sorted(clusters)), label, tuple(values), series, matchers, whole=True)
+        )
     return batches
+
+
+def _pack_clusters(
+    clusters: list[tuple[str, int]], max_series: int
+) -> list[tuple[list[str], int]]:
+    """Group whole clusters, largest first, into bins of at most ``max_series`` series."""
+    bins: list[tuple[list[str], int]] = []
+    for cluster, count in sorted(clusters, key=lambda item: (-item[1], item[0])):
+        for index, (names, total) in enumerate(bins):
+            if total + count <= max_series and len(names) < MAX_CLUSTERS_PER_BATCH:
+                names.append(cluster)
+                bins[index] = (names, total + count)
+                break
+        else:
+            bins.append(([cluster], count))
+    return bins
 
 
 def _first_fit(

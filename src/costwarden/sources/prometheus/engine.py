@@ -91,6 +91,7 @@ class QueryEngine:
         self.client = client
         self.settings: PrometheusSettings = client.settings
         self.cluster = client.settings.cluster_label
+        self._owners: tuple[Window, OwnerIndex, set[tuple[str, str | None]]] | None = None
 
     @property
     def step(self) -> str:
@@ -118,11 +119,13 @@ class QueryEngine:
             )
             for sample in samples
         }
+        # Batches of whole clusters name no namespaces, so a namespace scope needs them named.
         return pack_batches(
             counts,
             cluster_label=self.cluster,
             label=split_label,
             max_series=self.settings.max_series_per_query,
+            whole_clusters=not (namespaced and scope.namespaces is not None),
         )
 
     async def run(self, batches: list[Batch], build: BuildExpr, at: datetime) -> list[Sample]:
@@ -168,15 +171,30 @@ class QueryEngine:
         return [labels for label_sets in found for labels in label_sets]
 
     async def owners(self, batches: list[Batch], window: Window) -> OwnerIndex:
-        """Read the pod, ReplicaSet and Job owners of every batch's namespaces in the window."""
-        index = OwnerIndex(self.cluster)
+        """Read the pod, ReplicaSet and Job owners of every batch's namespaces in the window.
+
+        The owners read for one window are kept, so that the query families of one pass read
+        each cluster's owners once. A call for another window starts afresh.
+        """
+        if self._owners is None or self._owners[0] != window:
+            self._owners = (window, OwnerIndex(self.cluster), set())
+        _, index, covered = self._owners
+        missing = [batch for batch in batches if not _covered(batch, covered)]
+        if not missing:
+            return index
+
         adders = {
             metrics.KUBE_POD_OWNER: index.add_pod_owner,
             metrics.KUBE_REPLICASET_OWNER: index.add_replicaset_owner,
             metrics.KUBE_JOB_OWNER: index.add_job_owner,
         }
-        for labels in await self.series(batches, list(adders), window):
+        for labels in await self.series(missing, list(adders), window):
             adders[labels["__name__"]](labels)
+        for batch in missing:
+            if batch.whole:
+                covered.update((cluster, None) for cluster in batch.clusters)
+            else:
+                covered.update((batch.clusters[0], value) for value in batch.values)
         return index
 
     def first_seen_expr(self, selector: str, by: str, window: Window) -> str:
@@ -186,6 +204,15 @@ class QueryEngine:
     def pod_labels(self, sample: Sample) -> tuple[str, str, str]:
         labels = sample.labels
         return labels.get(self.cluster, ""), labels.get("namespace", ""), labels.get("pod", "")
+
+
+def _covered(batch: Batch, covered: set[tuple[str, str | None]]) -> bool:
+    """Whether the owners of every cluster and value of the batch were read already."""
+    if batch.label != "namespace":
+        return False
+    if all((cluster, None) in covered for cluster in batch.clusters):
+        return True
+    return not batch.whole and all((batch.clusters[0], value) in covered for value in batch.values)
 
 
 async def gather(*calls: Awaitable[Any]) -> list[Any]:

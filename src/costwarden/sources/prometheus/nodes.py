@@ -277,11 +277,15 @@ def _node_batches(engine: QueryEngine, nodes: list[Sample]) -> list[Batch]:
         cluster_label=engine.cluster,
         label="node",
         max_series=engine.settings.max_series_per_query,
+        whole_clusters=False,
     )
 
 
 def _namespace_batches(engine: QueryEngine, pod_sets: list[dict[str, str]]) -> list[Batch]:
-    """Batch the namespaces of the pods found, counting one owner series per pod."""
+    """Batch the namespaces of the pods found, counting one owner series per pod.
+
+    The counts cover only these namespaces, so every batch names its namespaces.
+    """
     counts: dict[tuple[str, str], int] = defaultdict(int)
     for labels in pod_sets:
         counts[(labels.get(engine.cluster, ""), labels.get("namespace", ""))] += 1
@@ -290,6 +294,7 @@ def _namespace_batches(engine: QueryEngine, pod_sets: list[dict[str, str]]) -> l
         cluster_label=engine.cluster,
         label="namespace",
         max_series=engine.settings.max_series_per_query,
+        whole_clusters=False,
     )
 
 
