@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
 from sqlalchemy.orm import Session
@@ -28,6 +28,12 @@ from costwarden.quota import (
     evaluate_quotas,
     quota_payload,
     record_quota_alerts,
+)
+from costwarden.recommend.runner import (
+    RecommendOutcome,
+    actions_for_scope,
+    recommend_for_pass,
+    scope_filter,
 )
 from costwarden.store import Store
 from costwarden.store.tables import AlertRecord, Run
@@ -50,6 +56,7 @@ class RunResult:
     quota: QuotaReport | None = None
     anomalies: AnomalyReport | None = None
     anomaly_alerts: tuple[dict[str, object], ...] = ()
+    recommendations: RecommendOutcome | None = None
 
     @property
     def quota_alerts(self) -> tuple[QuotaAlert, ...]:
@@ -98,6 +105,8 @@ def run_pass(
         alerts = tuple(
             alert for status in statuses for alert in crossed_thresholds(status, started_at)
         )
+        recommendations = _recommend(store, settings, as_of, progress)
+        alerts = _with_actions(store, settings, alerts, recommendations)
         _record_alerts(store, run_id, alerts)
         quota = _evaluate_quotas(store, settings, run_id, as_of, started_at)
         anomalies, anomaly_alerts = _evaluate_anomalies(store, settings, run_id, as_of, started_at)
@@ -115,7 +124,7 @@ def run_pass(
     )
     return RunResult(
         run_id, as_of, started_at, finished_at, reports, statuses, alerts, quota, anomalies,
-        anomaly_alerts,
+        anomaly_alerts, recommendations,
     )
 
 
@@ -142,6 +151,42 @@ def _ingest_palette_usage(
 
     return ingest_palette_usage(
         store, settings.palette, settings.quota, as_of=as_of, progress=progress
+    )
+
+
+def _recommend(
+    store: Store, settings: Settings, as_of: datetime, progress: Progress | None
+) -> RecommendOutcome:
+    if progress:
+        progress("Recommending savings", 0, 1)
+    outcome = recommend_for_pass(store, settings, as_of)
+    if progress:
+        progress("Recommending savings", 1, 1)
+    if outcome.note:
+        logger.info("recommendations: %s", outcome.note)
+    return outcome
+
+
+def _with_actions(
+    store: Store, settings: Settings, alerts: tuple[Alert, ...], outcome: RecommendOutcome
+) -> tuple[Alert, ...]:
+    """Attach to each budget alert the recommendations that lower its scope's cost."""
+    limit = settings.recommend.alert_actions
+    if not alerts or not outcome.items or limit == 0:
+        return alerts
+
+    scopes = {}
+    with store.transaction() as session:
+        for alert in alerts:
+            budget = alert.status.budget
+            if budget.name not in scopes:
+                scopes[budget.name] = scope_filter(session, budget)
+    return tuple(
+        replace(
+            alert,
+            actions=actions_for_scope(outcome.items, *scopes[alert.status.budget.name], limit),
+        )
+        for alert in alerts
     )
 
 
@@ -226,7 +271,9 @@ def _record_run(store: Store, run_id: str, as_of: datetime, started_at: datetime
         session.add(Run(id=run_id, as_of=as_of, started_at=started_at, status="running"))
 
 
-def _finish_run(store: Store, run_id: str, finished_at: datetime, budgets: int, alerts: int) -> None:
+def _finish_run(
+    store: Store, run_id: str, finished_at: datetime, budgets: int, alerts: int
+) -> None:
     with store.transaction() as session:
         run = session.get(Run, run_id)
         assert run is not None

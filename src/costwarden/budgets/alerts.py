@@ -9,8 +9,9 @@ from typing import Any
 from costwarden.domain.alert import Alert, BudgetStatus, alert_fingerprint
 from costwarden.domain.budget import Threshold
 from costwarden.domain.cost import quantize_money
+from costwarden.domain.recommendation import Recommendation
 
-PAYLOAD_SCHEMA_VERSION = "1.2"
+PAYLOAD_SCHEMA_VERSION = "1.3"
 
 
 def crossed_thresholds(status: BudgetStatus, generated_at: datetime) -> list[Alert]:
@@ -181,7 +182,35 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
             "fallback_reason": forecast.fallback_reason,
             "interval_adjustment": forecast.params.get("interval_adjustment"),
         },
+        "recommended_actions": [_action(item) for item in alert.actions],
         "generated_at": alert.generated_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+def _action(item: Recommendation) -> dict[str, Any]:
+    """Serialise a recommendation for an alert: the change and its savings, without evidence."""
+    full = item.to_dict()
+    savings = item.savings
+    return {
+        "id": full["id"],
+        "kind": full["kind"],
+        "title": full["title"],
+        "target": full["target"],
+        "before": full["before"],
+        "after": full["after"],
+        "savings": {
+            "per_day": _cents(savings.per_day),
+            "per_month": _cents(savings.per_month),
+            "currency": savings.currency,
+            "method": savings.method,
+        },
+        "confidence": full["confidence"],
+        "risk": full["risk"],
+        "effort": full["effort"],
+        "reversible": full["reversible"],
+        "api_call": full["api_call"],
+        "manual_change": full["manual_change"],
+        "ui_link": full["ui_link"],
     }
 
 

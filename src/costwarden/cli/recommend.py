@@ -1,20 +1,21 @@
-"""``costwarden recommend``: savings recommendations from Prometheus usage and list prices."""
+"""``costwarden recommend``: savings recommendations from Prometheus usage or Palette's pools."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from costwarden.cli.common import print_json, state, stderr, stdout
-from costwarden.cli.render import money
+from costwarden.cli.render import money, recommendation_table
 from costwarden.config import Settings
 from costwarden.errors import ConfigError
-from costwarden.recommend import RECOMMENDERS, RecommendationReport, RecommendEngine, load_input
-from costwarden.sources.prices import PriceCatalog
-from costwarden.sources.prometheus import PrometheusSource
+from costwarden.recommend import RECOMMENDERS, RecommendationReport
+from costwarden.recommend.palette_usage import palette_report
+from costwarden.recommend.runner import prometheus_report
+from costwarden.store import Store
 
 
 def recommend(
@@ -39,7 +40,7 @@ def recommend(
         bool, typer.Option("--json", help="Print a JSON array of recommendations on stdout.")
     ] = False,
 ) -> None:
-    """Propose ranked changes with estimated savings, from Prometheus usage and list prices."""
+    """Propose ranked changes with estimated savings, from Prometheus usage or Palette's pools."""
     settings = state(ctx).settings()
     if kinds:
         settings.recommend.enabled = list(kinds)
@@ -54,26 +55,12 @@ def recommend(
 def build_report(
     settings: Settings, end: datetime, clusters: list[str] | None
 ) -> RecommendationReport:
-    """Read usage from the configured Prometheus and run the configured recommenders."""
+    """Run the recommenders on Prometheus usage, or on Palette's pools when Prometheus is unset."""
     if settings.prometheus.url is None:
-        raise ConfigError(
-            "Prometheus is not configured: set COSTWARDEN_PROMETHEUS_URL (or prometheus.url in "
-            "the --config file) to the base URL of the Prometheus HTTP API"
-        )
-    engine = RecommendEngine(settings.recommend)
-    window = timedelta(days=settings.recommend.window_days)
+        return _palette_report(settings, end, clusters)
 
-    with PrometheusSource(settings.prometheus) as source:
-        bundle = load_input(
-            source,
-            end=end,
-            window=window,
-            min_history=timedelta(days=settings.recommend.min_history_days),
-            cpu_quantile=engine.cpu_quantile,
-            prices=PriceCatalog.packaged(),
-            clusters=clusters,
-        )
-    if not (bundle.cpu.items or bundle.node_info.items or bundle.volumes.items):
+    report = prometheus_report(settings, end, clusters)
+    if not report.items and report.inputs_empty:
         scope = f" for cluster {', '.join(clusters)}" if clusters else ""
         stderr.print(
             f"[yellow]warning:[/] Prometheus returned no container, node or volume usage{scope} "
@@ -81,7 +68,26 @@ def build_report(
             "--end, --cluster and the Prometheus URL",
             highlight=False,
         )
-    return engine.run(bundle)
+    return report
+
+
+def _palette_report(
+    settings: Settings, end: datetime, clusters: list[str] | None
+) -> RecommendationReport:
+    if settings.palette.api_key is None:
+        raise ConfigError(
+            "no usage source: set COSTWARDEN_PROMETHEUS_URL (prometheus.url) to the base URL of "
+            "the Prometheus HTTP API, or COSTWARDEN_PALETTE_API_KEY for pool recommendations "
+            "from Palette alone"
+        )
+    store = Store.open(settings.database_url)
+    try:
+        report, note = palette_report(store, settings, end, clusters)
+    finally:
+        store.close()
+    assert report is not None
+    stderr.print(f"[yellow]note:[/] recommendations {note}", highlight=False)
+    return report
 
 
 def _end(text: str | None) -> datetime:
@@ -97,23 +103,11 @@ def _end(text: str | None) -> datetime:
 
 
 def _table(report: RecommendationReport) -> Table:
-    table = Table(
-        title="Recommendations, best first",
-        caption=f"Total without overlap: {money(report.total_per_day, report.currency)} per day; "
-        f"changes that add cost: {money(report.added_cost_per_day, report.currency)} per day",
+    table = recommendation_table(report.items, "Recommendations, best first")
+    table.caption = (
+        f"Total without overlap: {money(report.total_per_day, report.currency)} per day; "
+        f"changes that add cost: {money(report.added_cost_per_day, report.currency)} per day"
     )
-    for column in ("#", "kind", "change", "per day", "per month", "confidence", "risk"):
-        table.add_column(column, justify="right" if column.startswith("per") else "left")
-    for number, item in enumerate(report.items, start=1):
-        table.add_row(
-            str(number),
-            item.kind,
-            item.title,
-            money(item.savings.per_day),
-            money(item.savings.per_month),
-            item.confidence,
-            item.risk,
-        )
     return table
 
 

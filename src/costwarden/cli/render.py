@@ -17,8 +17,10 @@ from rich.text import Text
 from costwarden.domain.alert import Alert, BudgetStatus
 from costwarden.domain.anomaly import Anomaly, AnomalyReport
 from costwarden.domain.cost import IngestReport, quantize_money
+from costwarden.domain.recommendation import DAYS_PER_MONTH, Recommendation
 from costwarden.quota import QuotaAlert, QuotaProjection, QuotaReport
 from costwarden.quota.model import LIMIT_NAMES
+from costwarden.recommend.runner import RecommendOutcome
 
 _SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
 MAX_SCHEDULED_SHOWN = 5
@@ -237,12 +239,65 @@ def alert_panel(alert: Alert) -> Panel:
                 share,
             )
         lines.append(contributors)
+    if alert.actions:
+        lines.append(_actions_table(alert))
     if status.links:
         lines.append(Text(f"Palette: {status.links[0].url}", style="link " + status.links[0].url))
 
     style = _SEVERITY_STYLE.get(alert.severity, "white")
     title = f"[{style}]{alert.severity.upper()}[/] {status.budget.name} · {alert.threshold.key()}"
     return Panel(Group(*lines), title=title, title_align="left", border_style=style)
+
+
+def _actions_table(alert: Alert) -> Table:
+    table = Table(box=None, show_header=True, padding=(0, 2))
+    table.add_column("Recommended action")
+    table.add_column("Saves per month", justify="right")
+    for item in alert.actions:
+        table.add_row(item.title, money(item.savings.per_month, item.savings.currency))
+    return table
+
+
+def recommendation_table(items: Sequence[Recommendation], title: str) -> Table:
+    """Return recommendations as a table: kind, change, savings, confidence and risk."""
+    table = Table(title=title, title_justify="left")
+    for column in ("#", "kind", "change", "per day", "per month", "confidence", "risk"):
+        table.add_column(column, justify="right" if column.startswith("per") else "left")
+    for number, item in enumerate(items, start=1):
+        table.add_row(
+            str(number),
+            item.kind,
+            item.title,
+            money(item.savings.per_day),
+            money(item.savings.per_month),
+            item.confidence,
+            item.risk,
+        )
+    return table
+
+
+def recommendation_section(outcome: RecommendOutcome, shown: int = 10) -> Group | Text:
+    """Return the run's recommendations: the best ``shown``, the total, and their usage source."""
+    report = outcome.report
+    if report is None:
+        return Text(f"Recommendations: none ({outcome.note}).")
+    if not report.items:
+        return Text(f"Recommendations from {outcome.source} usage: none found.")
+    title = (
+        f"Recommendations from {outcome.source} usage, best {min(shown, len(report.items))} "
+        f"of {len(report.items)}"
+    )
+    lines: list[Text | Table] = [recommendation_table(report.items[:shown], title)]
+    lines.append(
+        Text(
+            f"Savings without overlap: "
+            f"{money(report.total_per_day * DAYS_PER_MONTH, report.currency)} per month. "
+            "costwarden recommend --json lists every change with its API call."
+        )
+    )
+    if outcome.note:
+        lines.append(Text(outcome.note, style="dim"))
+    return Group(*lines)
 
 
 def _quantity(value: float | None, unit: str) -> str:

@@ -19,6 +19,7 @@ from costwarden.cli.render import (
     ingest_summary,
     progress_bar,
     quota_section,
+    recommendation_section,
 )
 from costwarden.config import PaletteSettings, Settings
 from costwarden.domain.budget import Budget
@@ -98,6 +99,8 @@ def show_result(result: RunResult, as_json: bool) -> None:
         stdout.print(quota_section(result.quota))
     if result.anomalies is not None:
         stdout.print(anomaly_section(result.anomalies))
+    if result.recommendations is not None:
+        stdout.print(recommendation_section(result.recommendations))
     if not result.alerts:
         stdout.print("[green]No budget thresholds crossed.[/]")
         return

@@ -10,6 +10,7 @@ from typing import Literal
 
 from costwarden.domain.budget import Budget, PeriodWindow, Threshold
 from costwarden.domain.forecast import Exceedance, Forecast
+from costwarden.domain.recommendation import Recommendation
 from costwarden.domain.schedule import ScheduledComponent
 
 
@@ -89,6 +90,8 @@ class Alert:
     generated_at: datetime
     title: str
     details: dict[str, object] = field(default_factory=dict)
+    actions: tuple[Recommendation, ...] = ()
+    """Recommendations that lower the budget's cost, best first."""
 
     @property
     def severity(self) -> str:

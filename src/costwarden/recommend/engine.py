@@ -38,6 +38,8 @@ class RecommendationReport:
     added_cost_per_day: Decimal
     currency: str
     groups: tuple[tuple[str, ...], ...]
+    inputs_empty: bool = False
+    """True when the usage source returned no container, node or volume usage at all."""
 
 
 class RecommendEngine:

@@ -190,7 +190,7 @@ class IdlePoolsRecommender:
             target=Target(pool.cluster, "MachinePool", pool.name, pool=pool.name),
             before={"size": len(pool.nodes)},
             after={"size": 0, "minSize": 0},
-            savings=_pool_savings(bundle.prices, pool),
+            savings=pool_savings(bundle.prices, pool),
             confidence="medium",
             risk="medium",
             risk_note="pods that still run there must fit elsewhere; a pool used in bursts "
@@ -213,10 +213,12 @@ def _cpu_percent(usage: NodeUsage) -> float | None:
     return usage.cpu_mean_cores / usage.info.cpu_allocatable_cores * 100
 
 
-def _pool_savings(catalog: PriceCatalog, pool: PoolRef) -> Savings:
+def pool_savings(catalog: PriceCatalog, pool: PoolRef, nodes: int | None = None) -> Savings:
+    """Return the savings of removing ``nodes`` nodes of a pool, by default all it has."""
+    count = len(pool.nodes) if nodes is None else nodes
     price = pool_node_price(catalog, pool)
     if price is None:
         return Savings(Decimal(0), "USD", "not estimated: no list price for the pool")
-    method = f"{len(pool.nodes)} node(s) x {price.instance_type} {price.capacity_type} price"
-    per_hour = price.usd_per_hour * len(pool.nodes)
+    method = f"{count} node(s) x {price.instance_type} {price.capacity_type} price"
+    per_hour = price.usd_per_hour * count
     return Savings.from_hourly(per_hour, price.currency, method, (price_used(price),))
