@@ -138,7 +138,7 @@ class NodePoolRecommender:
         if now - best.per_hour < now * self.settings.min_savings_percent / 100:
             return None
         used = {placement.container for placement in placements if placement.container in proposals}
-        return self._recommendation(bundle, pool, current, best, used)
+        return self._recommendation(bundle, pool, current, best, used, placements)
 
     def _demand(
         self, placements: list[PodPlacement], proposals: dict[ContainerKey, ContainerProposal]
@@ -172,6 +172,7 @@ class NodePoolRecommender:
         current: InstancePrice,
         plan: PoolPlan,
         containers: set[ContainerKey],
+        placements: list[PodPlacement],
     ) -> Recommendation:
         per_hour = current.usd_per_hour * len(pool.nodes) - plan.price.usd_per_hour * plan.nodes
         method = (
@@ -203,9 +204,7 @@ class NodePoolRecommender:
                 pool, pool_config={"size": plan.nodes}, cloud_config=cloud_config
             ),
             ui_link=bundle.ui_link(pool),
-            evidence={
-                "pods": sorted({p.pod for p in bundle.placements if p.node.node in pool.nodes})
-            },
+            evidence={"pods": sorted({placement.pod for placement in placements})},
         )
 
 

@@ -126,11 +126,15 @@ class WorkloadRequestsRecommender:
         for key, proposal in self.proposals(bundle).items():
             by_workload.setdefault(key.workload, []).append(proposal)
 
+        rates: dict[str, ResourceRates | None] = {}
         found = []
         for workload, proposals in sorted(by_workload.items()):
+            if workload.cluster not in rates:
+                rates[workload.cluster] = cluster_rates(bundle, workload.cluster)
             recommendation = self._recommendation(
-                bundle, workload, proposals, replicas.get(workload), pods[workload]
-            )
+                bundle, workload, proposals, replicas.get(workload), pods[workload],
+                rates[workload.cluster],
+            )  # fmt: skip
             if recommendation is not None:
                 found.append(recommendation)
         return found
@@ -187,8 +191,8 @@ class WorkloadRequestsRecommender:
         proposals: list[ContainerProposal],
         replicas: WorkloadReplicas | None,
         pods: int,
+        rates: ResourceRates | None,
     ) -> Recommendation | None:
-        rates = cluster_rates(bundle, workload.cluster)
         if rates is None:
             logger.warning("no prices for cluster %s; %s/%s not priced", workload.cluster,
                            workload.namespace, workload.name)  # fmt: skip

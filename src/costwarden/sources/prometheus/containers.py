@@ -23,6 +23,7 @@ from costwarden.domain.usage import (
     WorkloadKey,
 )
 from costwarden.sources.prometheus import metrics, promql
+from costwarden.sources.prometheus.batching import Batch
 from costwarden.sources.prometheus.client import Sample
 from costwarden.sources.prometheus.engine import (
     BuildExpr,
@@ -71,6 +72,22 @@ def _by_container(
     return grouped
 
 
+async def _containers_first_seen(
+    engine: QueryEngine, batches: list[Batch], seen: BuildExpr, window: Window, scope: Scope
+) -> list[Sample]:
+    """Return when each container's cAdvisor series start, reading them once per window.
+
+    cAdvisor writes a container's CPU and memory series in the same scrape, so the CPU and
+    memory queries share the first-seen times of whichever of them runs first.
+    """
+    key = ("containers", window, scope)
+    cached = engine.memo.get(key)
+    if cached is None:
+        cached = await engine.run(batches, seen, window.end)
+        engine.remember(key, window, cached)
+    return cached
+
+
 def _first_seen(grouped: dict[ContainerKey, _Pods]) -> dict[ContainerKey, float]:
     return {key: pods.first_seen for key, pods in grouped.items() if pods.first_seen is not None}
 
@@ -94,7 +111,7 @@ async def cpu_usage(
 
     values, first, owners = await gather(
         engine.run(batches, usage, window.end),
-        engine.run(batches, seen, window.end),
+        _containers_first_seen(engine, batches, seen, window, scope),
         engine.owners(batches, window),
     )
     grouped = _by_container(engine, owners, values, first)
@@ -124,7 +141,7 @@ async def memory_peak(
 
     values, first, owners = await gather(
         engine.run(batches, peak, window.end),
-        engine.run(batches, seen, window.end),
+        _containers_first_seen(engine, batches, seen, window, scope),
         engine.owners(batches, window),
     )
     grouped = _by_container(engine, owners, values, first)

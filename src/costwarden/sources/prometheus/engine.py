@@ -92,6 +92,16 @@ class QueryEngine:
         self.settings: PrometheusSettings = client.settings
         self.cluster = client.settings.cluster_label
         self._owners: tuple[Window, OwnerIndex, set[tuple[str, str | None]]] | None = None
+        self.memo: dict[tuple[object, ...], Any] = {}
+        """Results that several query families share, for the window of the latest call."""
+        self._memo_window: Window | None = None
+
+    def remember(self, key: tuple[object, ...], window: Window, value: Any) -> None:
+        """Keep a shared result; results of other windows are dropped first."""
+        if self._memo_window != window:
+            self.memo.clear()
+            self._memo_window = window
+        self.memo[key] = value
 
     @property
     def step(self) -> str:
