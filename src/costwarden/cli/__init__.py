@@ -19,7 +19,7 @@ app = typer.Typer(
     help="Predictive budget alerts and cost control for Kubernetes fleets on Spectro Cloud Palette.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
 )
 
 
