@@ -100,7 +100,6 @@ def test_whole_fleet_runs_every_recommender(fleet_input: RecommendInput) -> None
     kinds = {item.kind for item in report.items}
 
     assert kinds == {
-        "commitments",
         "gpu-misuse",
         "idle-load-balancers",
         "idle-volumes",
@@ -109,6 +108,20 @@ def test_whole_fleet_runs_every_recommender(fleet_input: RecommendInput) -> None
         "workload-requests",
     }
     assert report.items[0].kind == "gpu-misuse"
+
+
+def test_no_commitment_on_changed_pools(fleet_input: RecommendInput) -> None:
+    """Every pool with steady nodes gets another change, so nothing is left to commit."""
+    alone = RecommendEngine(RecommendSettings(enabled=["commitments"])).run(fleet_input)
+    everything = RecommendEngine(RecommendSettings()).run(fleet_input)
+
+    committed = {r for item in alone.items for r in item.resources}
+    changed = {
+        r for item in everything.items if item.target.kind == "MachinePool" for r in item.resources
+    }
+    assert committed
+    assert committed <= changed
+    assert not [item for item in everything.items if item.kind == "commitments"]
 
 
 def test_requests_and_pool_counted_once(fleet_input: RecommendInput) -> None:

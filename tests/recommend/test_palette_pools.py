@@ -170,7 +170,7 @@ def test_palette_prices_win(sim, palette, palette_pools) -> None:
     on_demand = catalog.instance_price("aws", "us-east-1", "r5.2xlarge")
     spot = catalog.spot_price("aws", "us-east-1", "r5.2xlarge")
 
-    assert on_demand.source == PALETTE_RATE_SOURCE.replace("{uid}", cluster.uid)
+    assert on_demand.source == PALETTE_RATE_SOURCE.replace("{region}", "us-east-1")
     assert on_demand.published == datetime.now(UTC).date()
     assert on_demand.usd_per_hour == CATALOG.hourly_price("aws", "us-east-1", "r5.2xlarge")
     assert spot.usd_per_hour == pytest.approx(

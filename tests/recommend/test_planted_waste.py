@@ -19,10 +19,18 @@ import pytest
 from prometheus_fixtures import WASTE_END, PrometheusServer
 from recommend_expected import fleet_settings
 
-from costwarden.config import RecommendSettings
+from costwarden.config import PaletteSettings, RecommendSettings, Settings
 from costwarden.domain.recommendation import Recommendation, Savings, Target
-from costwarden.recommend import RECOMMENDERS, RecommendationReport, RecommendEngine, load_input
+from costwarden.recommend import (
+    RECOMMENDERS,
+    RecommendationReport,
+    RecommendEngine,
+    RecommendInput,
+    load_input,
+)
+from costwarden.recommend.palette_pools import with_palette_inputs
 from costwarden.recommend.storage import StorageClassSettings
+from costwarden.simulator import SimulatorServer, SimulatorSettings
 from costwarden.simulator.waste import PLANTED_WASTE, PlantedWaste
 from costwarden.simulator.waste_plans import COMMITMENTS_HELD, WASTE_CLUSTERS
 from costwarden.sources.prices import PriceCatalog
@@ -122,12 +130,9 @@ def score(items: tuple[Recommendation, ...]) -> dict[str, KindScore]:
     return scores
 
 
-@pytest.fixture(scope="module")
-def waste_report(waste_prometheus_server: PrometheusServer) -> Iterator[RecommendationReport]:
-    settings = RecommendSettings(options={"commitments": {"covered": COMMITMENTS_HELD}})
-    engine = RecommendEngine(settings)
-    with PrometheusSource(fleet_settings(waste_prometheus_server.url)) as source:
-        bundle = load_input(
+def _waste_bundle(url: str, engine: RecommendEngine) -> RecommendInput:
+    with PrometheusSource(fleet_settings(url)) as source:
+        return load_input(
             source,
             end=WASTE_END,
             window=WINDOW,
@@ -135,7 +140,32 @@ def waste_report(waste_prometheus_server: PrometheusServer) -> Iterator[Recommen
             cpu_quantile=engine.cpu_quantile,
             prices=PriceCatalog.packaged(),
         )
-    yield engine.run(bundle)
+
+
+@pytest.fixture(scope="module", params=["prometheus", "prometheus+palette"])
+def waste_report(
+    request: pytest.FixtureRequest, waste_prometheus_server: PrometheusServer
+) -> Iterator[RecommendationReport]:
+    """Recommendations from the planted metrics, with pools and prices from Palette or without."""
+    settings = RecommendSettings(options={"commitments": {"covered": COMMITMENTS_HELD}})
+    engine = RecommendEngine(settings)
+    bundle = _waste_bundle(waste_prometheus_server.url, engine)
+    if request.param == "prometheus":
+        yield engine.run(bundle)
+        return
+
+    simulated = SimulatorSettings(seed=0, as_of=WASTE_END.isoformat(), waste_clusters=True)
+    with SimulatorServer(simulated) as simulator:
+        palette = PaletteSettings(url=simulator.url, api_key=simulator.api_key, max_retries=0)
+        names = [plan.name for plan in WASTE_CLUSTERS]
+        merged = with_palette_inputs(
+            bundle, Settings(palette=palette, recommend=settings), clusters=names
+        )
+    assert all(pool.from_palette for pool in merged.pools)
+    report = engine.run(merged)
+    pool_calls = [item.api_call for item in report.items if item.target.kind == "MachinePool"]
+    assert pool_calls and all(call is None or call.complete for call in pool_calls)
+    yield report
 
 
 def test_planted_waste_found(waste_report: RecommendationReport) -> None:

@@ -39,7 +39,6 @@ def test_json_array_with_kinds(prometheus_server: PrometheusServer) -> None:
     items = json.loads(result.stdout)
     assert isinstance(items, list)
     assert {item["kind"] for item in items} == {
-        "commitments",
         "gpu-misuse",
         "idle-load-balancers",
         "idle-volumes",

@@ -187,4 +187,5 @@ def test_pass_survives_a_prometheus_that_does_not_answer(fleet_store):
     assert result.alerts
     assert result.recommendations.report is None
     assert "Palette API key" in result.recommendations.note
+    assert result.recommendations.note.startswith("Prometheus failed")
     assert all(alert_payload(alert)["recommended_actions"] == [] for alert in result.alerts)

@@ -203,6 +203,17 @@ def _action(item: Recommendation) -> dict[str, Any]:
             "per_month": _cents(savings.per_month),
             "currency": savings.currency,
             "method": savings.method,
+            "prices": [
+                {
+                    "item": price.item,
+                    "amount": float(price.amount),
+                    "unit": price.unit,
+                    "currency": price.currency,
+                    "source": price.source,
+                    "published": price.published.isoformat(),
+                }
+                for price in savings.prices
+            ],
         },
         "confidence": full["confidence"],
         "risk": full["risk"],

@@ -30,7 +30,11 @@ def recommend(
     ] = None,
     clusters: Annotated[
         list[str] | None,
-        typer.Option("--cluster", help="Only this cluster label value (repeatable)."),
+        typer.Option(
+            "--cluster",
+            help="Only this cluster (repeatable): the Prometheus cluster label value, which is "
+            "the Palette cluster name.",
+        ),
     ] = None,
     end: Annotated[
         str | None,
@@ -40,7 +44,12 @@ def recommend(
         bool, typer.Option("--json", help="Print a JSON array of recommendations on stdout.")
     ] = False,
 ) -> None:
-    """Propose ranked changes with estimated savings, from Prometheus usage or Palette's pools."""
+    """Propose ranked changes with estimated savings, from Prometheus usage or Palette's pools.
+
+    Usage comes from the Prometheus at COSTWARDEN_PROMETHEUS_URL. With COSTWARDEN_PALETTE_API_KEY
+    too, pools, ids and prices come from Palette. With only the Palette key, Spot and idle-cluster
+    changes come from Palette's pools and the cluster usage stored by costwarden run.
+    """
     settings = state(ctx).settings()
     if kinds:
         settings.recommend.enabled = list(kinds)
@@ -60,7 +69,7 @@ def build_report(
         return _palette_report(settings, end, clusters)
 
     report = prometheus_report(settings, end, clusters)
-    if not report.items and report.inputs_empty:
+    if report.inputs_empty:
         scope = f" for cluster {', '.join(clusters)}" if clusters else ""
         stderr.print(
             f"[yellow]warning:[/] Prometheus returned no container, node or volume usage{scope} "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from costwarden.config import RecommendSettings
@@ -24,6 +24,8 @@ from costwarden.recommend.registry import RECOMMENDERS, Recommender
 logger = logging.getLogger(__name__)
 
 DEFAULT_CPU_QUANTILE = 0.95
+COMMIT_AFTER_CHANGES = frozenset({"commitments"})
+"""Recommenders that run after the others, on the pools the others leave unchanged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,14 +68,44 @@ class RecommendEngine:
         return DEFAULT_CPU_QUANTILE
 
     def run(self, bundle: RecommendInput) -> RecommendationReport:
+        """Run every recommender. Commitments run last, on the pools no other change touches.
+
+        A commitment on nodes that another recommendation removes, resizes, moves to Spot or
+        schedules would contradict it, so those pools are left out of the commitment's input.
+        Recommendations without a console link get their cluster's link.
+        """
         found: list[Recommendation] = []
-        for recommender in self.recommenders:
-            recommendations = recommender.recommend(bundle)
-            logger.info(
-                "recommender %s returned %d recommendations", recommender.name, len(recommendations)
-            )
-            found.extend(recommendations)
-        return summarise(found)
+        last = [r for r in self.recommenders if r.name in COMMIT_AFTER_CHANGES]
+        for recommender in [r for r in self.recommenders if r not in last]:
+            found.extend(self._run_one(recommender, bundle))
+
+        changed = {
+            resource
+            for item in found
+            if item.target.kind == "MachinePool"
+            for resource in item.resources
+        }
+        remaining = replace(
+            bundle, pools=tuple(pool for pool in bundle.pools if pool.resource not in changed)
+        )
+        for recommender in last:
+            found.extend(self._run_one(recommender, remaining))
+        return summarise([_with_link(bundle, item) for item in found])
+
+    @staticmethod
+    def _run_one(recommender: Recommender, bundle: RecommendInput) -> list[Recommendation]:
+        recommendations = recommender.recommend(bundle)
+        logger.info(
+            "recommender %s returned %d recommendations", recommender.name, len(recommendations)
+        )
+        return recommendations
+
+
+def _with_link(bundle: RecommendInput, item: Recommendation) -> Recommendation:
+    if item.ui_link is not None:
+        return item
+    link = bundle.cluster_link(item.target.cluster)
+    return replace(item, ui_link=link) if link is not None else item
 
 
 def rank(recommendations: Iterable[Recommendation]) -> list[Recommendation]:

@@ -120,12 +120,21 @@ class RecommendInput:
                 return pool
         return None
 
+    def cluster_link(self, cluster: str) -> str | None:
+        """Return the Palette console link of a cluster, from any of its pools read from Palette."""
+        for pool in self.pools:
+            if pool.cluster == cluster and pool.cluster_uid is not None:
+                return self.ui_link(pool)
+        return None
+
     def ui_link(self, pool: PoolRef | None) -> str | None:
         """Return the Palette console link of a pool's cluster, None without Palette ids."""
         if pool is None or self.ui_url_template is None or pool.cluster_uid is None:
             return None
         return self.ui_url_template.format(
-            project_uid=pool.project_uid or "", cluster_uid=pool.cluster_uid
+            project_uid=pool.project_uid or "",
+            cluster_uid=pool.cluster_uid,
+            cluster_name=pool.cluster,
         )
 
 

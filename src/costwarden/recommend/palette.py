@@ -33,13 +33,24 @@ def machine_pool_update(
         config=pool.config_uid or "{configUid}",
         pool=pool.name,
     )
-    body: dict[str, Any] = {
-        "poolConfig": {"name": pool.name, **_declared_pool(pool), **(pool_config or {})}
-    }
+    entity = {"name": pool.name, **_declared_pool(pool), **(pool_config or {})}
+    body: dict[str, Any] = {"poolConfig": _within_limits(entity)}
     cloud = {**_declared_cloud(pool), **(cloud_config or {})}
     if cloud:
         body["cloudConfig"] = cloud
     return ApiCall(method="PUT", path=path, body=body, note=PUT_NOTE)
+
+
+def _within_limits(entity: dict[str, Any]) -> dict[str, Any]:
+    """Widen ``minSize`` and ``maxSize`` so that they admit the proposed ``size``."""
+    size = entity.get("size")
+    if size is None:
+        return entity
+    if entity.get("minSize") is not None and entity["minSize"] > size:
+        entity["minSize"] = size
+    if entity.get("maxSize") is not None and entity["maxSize"] < size:
+        entity["maxSize"] = size
+    return entity
 
 
 def _declared_pool(pool: PoolRef) -> dict[str, Any]:

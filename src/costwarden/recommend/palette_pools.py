@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from costwarden.config import Settings
-from costwarden.errors import PaletteError, PriceNotFoundError
+from costwarden.errors import PaletteAuthError, PaletteError, PriceNotFoundError
 from costwarden.recommend.inputs import PoolRef, RecommendInput
 from costwarden.sources.palette.client import PaletteClient
 from costwarden.sources.palette.models import (
@@ -39,7 +39,7 @@ from costwarden.sources.prices import (
 
 logger = logging.getLogger(__name__)
 
-PALETTE_RATE_SOURCE = "Palette rate API (GET /v1/spectroclusters/{uid}/rate)"
+PALETTE_RATE_SOURCE = "Palette rate API (GET /v1/spectroclusters/{uid}/rate, {region})"
 SPOT_CLOUD_TYPES = ("aws", "eks")
 SPOT_VM_CLOUD_TYPES = ("azure", "aks")
 
@@ -182,19 +182,22 @@ def _merged(observed: PoolRef, declared: PoolRef) -> PoolRef:
     )
 
 
+LOGGED_POOL_NAMES = 5
+"""Pool names a one-sided pool warning lists; the debug log lists them all."""
+
+
 def _log_one_sided(prometheus_only: list[PoolRef], palette_only: tuple[PoolRef, ...]) -> None:
-    if prometheus_only:
-        logger.warning(
-            "%d pools have nodes in Prometheus but no Palette machine pool: %s",
-            len(prometheus_only),
-            ", ".join(f"{pool.cluster}/{pool.name}" for pool in prometheus_only),
-        )
-    if palette_only:
-        logger.warning(
-            "%d Palette machine pools have no nodes in Prometheus: %s",
-            len(palette_only),
-            ", ".join(f"{pool.cluster}/{pool.name}" for pool in palette_only),
-        )
+    for pools, text in (
+        (tuple(prometheus_only), "pools have nodes in Prometheus but no Palette machine pool"),
+        (palette_only, "Palette machine pools have no nodes in Prometheus"),
+    ):
+        if not pools:
+            continue
+        names = [f"{pool.cluster}/{pool.name}" for pool in pools]
+        more = len(names) - LOGGED_POOL_NAMES
+        shown = ", ".join(names[:LOGGED_POOL_NAMES]) + (f" and {more} more" if more > 0 else "")
+        logger.warning("%d %s: %s", len(names), text, shown)
+        logger.debug("all %s: %s", text, ", ".join(names))
 
 
 def read_palette_prices(
@@ -239,7 +242,9 @@ def _instance_prices(
         return []
 
     today = datetime.now(UTC).date()
-    source = PALETTE_RATE_SOURCE.replace("{uid}", pool.cluster_uid or "")
+    # One price per provider, region and instance type serves every cluster, so the source
+    # names the region rather than the cluster whose rate was read first.
+    source = PALETTE_RATE_SOURCE.replace("{region}", pool.region)
     offers: tuple[tuple[CapacityType, Decimal], ...] = (
         ("on-demand", entry.on_demand),
         ("spot", entry.spot),
@@ -294,6 +299,8 @@ def with_palette_inputs(
         with PaletteClient(settings.palette) as client:
             palette_pools = read_palette_pools(client, clusters=clusters)
             prices, shapes = read_palette_prices(client, palette_pools)
+    except PaletteAuthError:
+        raise
     except PaletteError as exc:
         logger.warning(
             "reading Palette pools failed, recommendations use Prometheus pools: %s", exc

@@ -40,24 +40,32 @@ NO_SOURCE = (
     "no usage source: set prometheus.url for workload and pool recommendations, or a Palette "
     "API key for pool recommendations from Palette's usage"
 )
-PALETTE_ONLY = (
-    "from Palette's pools and cluster usage only; set prometheus.url for workload, GPU, volume "
-    "and load balancer recommendations"
+PALETTE_ONLY = "from Palette's pools and cluster usage only"
+NEEDS_PROMETHEUS = (
+    "; set prometheus.url for workload, GPU, volume and load balancer recommendations"
 )
 NO_STORED_USAGE = (
-    "; no Palette cluster usage is stored for the window, so idle clusters were not checked: "
-    "run costwarden run with quota.enabled first"
+    "; no Palette cluster usage is stored for the {days} days before {end}, so idle clusters "
+    "were not checked: run costwarden run with quota.enabled up to that day first"
 )
+PALETTE_KINDS = frozenset({"idle-pools", "spot"})
+"""The recommenders that can run on Palette's data alone."""
 IDLE_KIND = "idle-pools"
 SPOT_KIND = "spot"
 
 
 def palette_report(
-    store: Store, settings: Settings, as_of: datetime, clusters: list[str] | None = None
+    store: Store,
+    settings: Settings,
+    as_of: datetime,
+    clusters: list[str] | None = None,
+    *,
+    prometheus_set: bool = False,
 ) -> tuple[RecommendationReport | None, str]:
     """Return pool recommendations from Palette's pools, prices and stored usage, with a note.
 
-    ``clusters`` limits the pools read to the clusters with these names.
+    ``clusters`` limits the pools read to the clusters with these names. The note says which
+    enabled recommenders need Prometheus, unless ``prometheus_set`` says it is configured.
     """
     if settings.palette.api_key is None:
         return None, NO_SOURCE
@@ -71,13 +79,19 @@ def palette_report(
     enabled = settings.recommend.enabled
     found: list[Recommendation] = []
     note = PALETTE_ONLY
+    skipped = sorted(set(enabled) - PALETTE_KINDS) if enabled is not None else []
+    if skipped:
+        note += f"; {', '.join(skipped)} need Prometheus usage"
+    elif enabled is None and not prometheus_set:
+        note += NEEDS_PROMETHEUS
 
     if enabled is None or IDLE_KIND in enabled:
         options = IdlePoolsSettings(**settings.recommend.options.get(IDLE_KIND, {}))
         with store.transaction() as session:
             peaks = cluster_cpu_peaks(session, as_of, settings.recommend.window_days)
         if not peaks:
-            note += NO_STORED_USAGE
+            days = settings.recommend.window_days
+            note += NO_STORED_USAGE.format(days=days, end=as_of.date().isoformat())
         found += idle_clusters(bundle, peaks, options.max_cpu_percent)
     if enabled is None or SPOT_KIND in enabled:
         found += _spot(bundle, settings)

@@ -80,7 +80,15 @@ class RecommenderRegistry:
         try:
             settings = spec.settings_class(**(options or {}))
         except ValidationError as exc:
-            raise ConfigError(f"invalid options for recommender {name!r}: {exc}") from exc
+            problems = "; ".join(
+                f"recommend.options.{name}.{'.'.join(str(part) for part in error['loc'])}: "
+                f"{error['msg']} (got {error.get('input')!r})"
+                for error in exc.errors()
+            )
+            valid = ", ".join(sorted(spec.settings_class.model_fields))
+            raise ConfigError(
+                f"invalid options for recommender {name!r}: {problems}. Valid options: {valid}"
+            ) from exc
         recommender: Recommender = spec.factory(settings)
         return recommender
 

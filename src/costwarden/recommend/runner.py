@@ -89,20 +89,22 @@ def recommend_for_pass(store: Store, settings: Settings, as_of: datetime) -> Rec
     if not settings.recommend.in_run:
         return RecommendOutcome(None, None, "recommendations are off (recommend.in_run)")
 
+    failed = ""
     if settings.prometheus.url is not None:
         try:
             return RecommendOutcome(prometheus_report(settings, as_of), "prometheus")
         except SourceError as exc:
             logger.error("recommendations: Prometheus failed, using Palette's usage: %s", exc)
+            failed = f"Prometheus failed ({exc}), so "
 
     from costwarden.recommend.palette_usage import palette_report
 
     try:
-        report, note = palette_report(store, settings, as_of)
+        report, note = palette_report(store, settings, as_of, prometheus_set=bool(failed))
     except SourceError as exc:
         logger.error("recommendations: Palette failed: %s", exc)
-        return RecommendOutcome(None, None, f"no usage source answered: {exc}")
-    return RecommendOutcome(report, "palette" if report is not None else None, note)
+        return RecommendOutcome(None, None, f"{failed}no usage source answered: {exc}")
+    return RecommendOutcome(report, "palette" if report is not None else None, failed + note)
 
 
 def actions_for_scope(

@@ -6,9 +6,9 @@ Both return ``v1SpectroClusterRate``: the rate of each pool (compute and disks),
 total, and the on-demand and Spot price of each instance type used.
 
 On-demand prices are the simulator's own pool prices, which come from the packaged price lists.
-A Spot price is the on-demand price times ``SPOT_PRICE_RATIOS`` of the provider, a fixed
-simulator setting and not a market price. The rate of a ``monthly`` or ``yearly`` period is the
-hourly rate times the hours in ``PERIOD_HOURS``.
+A Spot price is the on-demand price times ``SPOT_PRICE_RATIOS`` of the provider, derived from
+the packaged default Spot discount and not a market price. The rate of a ``monthly`` or
+``yearly`` period is the hourly rate times the hours in ``PERIOD_HOURS``.
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ PERIOD_HOURS: dict[str, int] = {"hourly": 1, "monthly": 730, "yearly": 8760}
 # at Spot. The simulator assumes 730 hours and Spot prices for Spot pools.
 
 SPOT_PRICE_RATIOS: dict[Provider, Decimal] = {
-    "aws": Decimal("0.35"),
-    "azure": Decimal("0.30"),
-    "gcp": Decimal("0.40"),
+    provider: Decimal(1) - PriceCatalog.packaged().spot_discount(provider).discount
+    for provider in ("aws", "azure", "gcp")
 }
-"""The simulator's Spot price as a fraction of the on-demand price, per provider."""
+"""The simulator's Spot price as a fraction of the on-demand price, per provider: one minus the
+packaged default Spot discount, so that Spot savings agree with or without Palette's rates."""
 
 RATE_CLOUD_TYPES = ("aws", "azure", "gcp", "eks", "aks", "gke")
 STORAGE_TYPES: dict[Provider, str] = {"aws": "gp3", "azure": "Premium_LRS", "gcp": "pd-standard"}
