@@ -184,6 +184,14 @@ def test_invalid_options_rejected(name: str, options: dict) -> None:
         RECOMMENDERS.create(name, options)
 
 
+def test_invalid_option_names_setting_path() -> None:
+    with pytest.raises(ConfigError) as raised:
+        RECOMMENDERS.create("idle-pools", {"bogus_option": 3})
+
+    assert "recommend.options.idle-pools.bogus_option" in str(raised.value)
+    assert "Valid options: max_cpu_percent" in str(raised.value)
+
+
 def test_percentile_reaches_loader() -> None:
     engine = RecommendEngine(
         RecommendSettings(options={"workload-requests": {"cpu_percentile": 90}})

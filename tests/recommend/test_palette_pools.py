@@ -13,7 +13,9 @@ import pytest
 from recommend_expected import CATALOG, per_day
 
 from costwarden.config import PaletteSettings, RecommendSettings, Settings
+from costwarden.errors import PaletteAuthError
 from costwarden.recommend import RECOMMENDERS, PoolRef, RecommendInput
+from costwarden.recommend.palette import machine_pool_update
 from costwarden.recommend.palette_pools import (
     PALETTE_RATE_SOURCE,
     merge_pools,
@@ -165,7 +167,6 @@ def test_merge_prefers_palette_instance_type(palette_pools, caplog) -> None:
 def test_palette_prices_win(sim, palette, palette_pools) -> None:
     prices, shapes = read_palette_prices(palette, palette_pools)
     catalog = CATALOG.with_instance_prices(prices, shapes)
-    cluster = _cluster(sim, DEV_AWS)
 
     on_demand = catalog.instance_price("aws", "us-east-1", "r5.2xlarge")
     spot = catalog.spot_price("aws", "us-east-1", "r5.2xlarge")
@@ -328,3 +329,20 @@ def test_spot_for_palette_only_pool(sim, fleet_input) -> None:
     on_demand = CATALOG.hourly_price("aws", "us-east-1", "r5.2xlarge")
     expected = per_day(on_demand * (1 - SPOT_PRICE_RATIOS["aws"]) * declared.size)
     assert float(item.savings.per_day) == pytest.approx(expected, abs=1e-4)
+
+
+def test_wrong_palette_key_fails(sim, fleet_input) -> None:
+    settings = Settings(palette=PaletteSettings(url=sim.url, api_key="wrong-key", max_retries=0))
+
+    with pytest.raises(PaletteAuthError):
+        with_palette_inputs(fleet_input, settings)
+
+
+def test_resize_widens_pool_limits(palette_pools) -> None:
+    pool = replace(next(p for p in palette_pools if p.size), size=4, min_size=4, max_size=4)
+
+    smaller = machine_pool_update(pool, pool_config={"size": 2})
+    larger = machine_pool_update(pool, pool_config={"size": 6})
+
+    assert (smaller.body["poolConfig"]["minSize"], smaller.body["poolConfig"]["maxSize"]) == (2, 4)
+    assert (larger.body["poolConfig"]["minSize"], larger.body["poolConfig"]["maxSize"]) == (4, 6)
