@@ -43,6 +43,15 @@ def test_gpu_palette_call_placeholders(fleet_input: RecommendInput) -> None:
     assert gpu.api_call.method == "PUT"
     assert gpu.api_call.path == "/v1/cloudconfigs/{cloudType}/{configUid}/machinePools/gpu"
     assert not gpu.api_call.complete
+
+
+def test_gpu_pool_shrinks_by_idle_nodes(fleet_input: RecommendInput) -> None:
+    """The one GPU node ran no GPU pod, so the pool goes to zero and a CPU pool takes its pods."""
+    gpu = RECOMMENDERS.create("gpu-misuse").recommend(fleet_input)[0]
+
+    assert (gpu.before["size"], gpu.after["size"]) == (1, 0)
+    assert gpu.api_call.body["poolConfig"]["size"] == 0
+    assert "m5.2xlarge" in gpu.manual_change
     assert gpu.api_call.body["poolConfig"]["name"] == "gpu"
 
 

@@ -40,9 +40,10 @@ class GpuMisuseRecommender:
 
     Method: a GPU node whose pods in the window all requested no ``nvidia.com/gpu`` pays for an
     idle GPU. The proposal taints the node's pool so only pods that tolerate the taint (GPU
-    pods) schedule there, and moves the other workloads to a CPU pool. Savings per such node
-    are its list price minus the cheapest listed non-GPU instance type of the same provider
-    with at least as many vCPUs and as much memory, which is what the moved pods need at most.
+    pods) schedule there, moves the other workloads to a CPU pool, and shrinks the GPU pool by
+    the nodes that ran no GPU pod. Savings per such node are its list price minus the cheapest
+    listed non-GPU instance type of the same provider with at least as many vCPUs and as much
+    memory, which is what the moved pods need at most; that CPU capacity is a manual change.
     Nodes that also ran GPU pods get the taint with no savings counted.
     """
 
@@ -77,13 +78,19 @@ class GpuMisuseRecommender:
             "effect": self.settings.taint_effect,
         }
         savings = _savings(bundle.prices, pool, len(idle_gpu_nodes))
+        size = (len(pool.nodes) or pool.size or 0) - len(idle_gpu_nodes)
+        replacement = savings.prices[1].item if len(savings.prices) > 1 else "a CPU instance type"
         return Recommendation(
             kind=self.name,
             title=f"Taint GPU pool {pool.cluster}/{pool.name} and move {len(moved)} non-GPU "
             "workloads to a CPU pool",
             target=Target(pool.cluster, "MachinePool", pool.name, pool=pool.name),
-            before={"taints": [], "non_gpu_workloads": [_name(w) for w in moved]},
-            after={"taints": [taint], "non_gpu_workloads": []},
+            before={
+                "taints": [],
+                "size": size + len(idle_gpu_nodes),
+                "non_gpu_workloads": [_name(w) for w in moved],
+            },
+            after={"taints": [taint], "size": size, "non_gpu_workloads": []},
             savings=savings,
             confidence="high" if idle_gpu_nodes else "low",
             risk="medium",
@@ -92,7 +99,9 @@ class GpuMisuseRecommender:
             effort="medium",
             reversible=True,
             resources=frozenset({pool.resource}),
-            api_call=machine_pool_update(pool, pool_config={"taints": [taint]}),
+            api_call=machine_pool_update(pool, pool_config={"taints": [taint], "size": size}),
+            manual_change=f"Before the GPU pool shrinks, give a CPU pool room for the moved "
+            f"workloads: up to {len(idle_gpu_nodes)} node(s) of {replacement}.",
             ui_link=bundle.ui_link(pool),
             evidence={
                 "gpu_nodes_without_gpu_pods": [item.node.node for item in idle_gpu_nodes],

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from costwarden.config import Settings
 from costwarden.domain.budget import Budget
 from costwarden.domain.recommendation import Recommendation
-from costwarden.errors import ConfigError, SourceError
+from costwarden.errors import ConfigError, PaletteError, SourceError
 from costwarden.recommend.engine import RecommendationReport, RecommendEngine
 from costwarden.recommend.inputs import load_input
 from costwarden.recommend.palette_pools import with_palette_inputs
@@ -93,6 +93,9 @@ def recommend_for_pass(store: Store, settings: Settings, as_of: datetime) -> Rec
     if settings.prometheus.url is not None:
         try:
             return RecommendOutcome(prometheus_report(settings, as_of), "prometheus")
+        except PaletteError as exc:
+            logger.error("recommendations: Palette failed: %s", exc)
+            return RecommendOutcome(None, None, f"Palette failed: {exc}")
         except SourceError as exc:
             logger.error("recommendations: Prometheus failed, using Palette's usage: %s", exc)
             failed = f"Prometheus failed ({exc}), so "
