@@ -90,7 +90,8 @@ class RecommendEngine:
         )
         for recommender in last:
             found.extend(self._run_one(recommender, remaining))
-        return summarise([_with_link(bundle, item) for item in found])
+        links = bundle.cluster_links()
+        return summarise([_with_link(links, item) for item in found])
 
     @staticmethod
     def _run_one(recommender: Recommender, bundle: RecommendInput) -> list[Recommendation]:
@@ -101,10 +102,10 @@ class RecommendEngine:
         return recommendations
 
 
-def _with_link(bundle: RecommendInput, item: Recommendation) -> Recommendation:
+def _with_link(links: dict[str, str], item: Recommendation) -> Recommendation:
     if item.ui_link is not None:
         return item
-    link = bundle.cluster_link(item.target.cluster)
+    link = links.get(item.target.cluster)
     return replace(item, ui_link=link) if link is not None else item
 
 

@@ -120,12 +120,15 @@ class RecommendInput:
                 return pool
         return None
 
-    def cluster_link(self, cluster: str) -> str | None:
-        """Return the Palette console link of a cluster, from any of its pools read from Palette."""
+    def cluster_links(self) -> dict[str, str]:
+        """Return the Palette console link of each cluster that has a pool read from Palette."""
+        links: dict[str, str] = {}
         for pool in self.pools:
-            if pool.cluster == cluster and pool.cluster_uid is not None:
-                return self.ui_link(pool)
-        return None
+            if pool.cluster not in links:
+                link = self.ui_link(pool)
+                if link is not None:
+                    links[pool.cluster] = link
+        return links
 
     def ui_link(self, pool: PoolRef | None) -> str | None:
         """Return the Palette console link of a pool's cluster, None without Palette ids."""
