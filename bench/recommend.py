@@ -11,7 +11,7 @@ and served by a Prometheus on 127.0.0.1. ``--data DIR`` keeps the blocks there a
 on the next run.
 
 Timed: one ``costwarden recommend`` pass in this process (``prometheus_report``): every usage
-query, batched as the settings say, and every recommender, with the packaged prices. The report
+query, batched as the settings set, and every recommender, with the packaged prices. The report
 gives its wall time and peak resident memory, the queries Prometheus answered and their slowest
 time, and any query Prometheus refused.
 """

@@ -43,7 +43,7 @@ class GpuMisuseRecommender:
     pods) schedule there, moves the other workloads to a CPU pool, and shrinks the GPU pool by
     the nodes that ran no GPU pod. Savings per such node are its list price minus the cheapest
     listed non-GPU instance type of the same provider with at least as many vCPUs and as much
-    memory, which is what the moved pods need at most; that CPU capacity is a manual change.
+    memory, which is what the moved pods need at most. Adding that CPU capacity is a manual change.
     Nodes that also ran GPU pods get the taint with no savings counted.
     """
 

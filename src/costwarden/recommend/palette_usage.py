@@ -64,8 +64,8 @@ def palette_report(
 ) -> tuple[RecommendationReport | None, str]:
     """Return pool recommendations from Palette's pools, prices and stored usage, with a note.
 
-    ``clusters`` limits the pools read to the clusters with these names. The note says which
-    enabled recommenders need Prometheus, unless ``prometheus_set`` says it is configured.
+    ``clusters`` limits the pools read to the clusters with these names. The note names the
+    enabled recommenders that need Prometheus, unless ``prometheus_set`` tells that it is set.
     """
     if settings.palette.api_key is None:
         return None, NO_SOURCE
