@@ -101,7 +101,8 @@ def cluster_rates(bundle: RecommendInput, cluster: str) -> ResourceRates | None:
         cpu_total += cpu_rate * len(pool.nodes)
         memory_total += memory_rate * len(pool.nodes)
         nodes += len(pool.nodes)
-        used.append(price_used(price))
+        if (price_item := price_used(price)) not in used:
+            used.append(price_item)
         ratio = unit_split_price(bundle.prices, price.provider)
         if ratio not in used:
             used.append(ratio)
