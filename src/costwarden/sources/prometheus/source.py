@@ -41,13 +41,14 @@ from costwarden.sources.prometheus import containers, nodes
 from costwarden.sources.prometheus import namespaces as namespace_queries
 from costwarden.sources.prometheus import replicas as replica_queries
 from costwarden.sources.prometheus import volumes as volume_queries
+from costwarden.sources.prometheus.batching import Batch
 from costwarden.sources.prometheus.client import (
     AsyncPrometheusClient,
     RangeSeries,
     Sample,
     Sleep,
 )
-from costwarden.sources.prometheus.engine import QueryEngine, Scope, Window
+from costwarden.sources.prometheus.engine import BuildExpr, QueryEngine, Scope, Window
 
 DEFAULT_WINDOW = timedelta(days=7)
 """Window of the usage queries, as rightsizing tools commonly use."""
@@ -324,6 +325,40 @@ class AsyncPrometheusSource:
             self._engine, first_day, last_day, scope, min_days
         )
 
+    async def plan(
+        self,
+        metric: str,
+        base: str = "",
+        *,
+        end: datetime,
+        window: timedelta,
+        clusters: Sequence[str] | None = None,
+        split_label: str = "namespace",
+    ) -> list[Batch]:
+        """Batch ``metric{base}`` by cluster and ``split_label`` as the usage queries do.
+
+        The batches hold at most ``max_series_per_query`` series each, counted over the window.
+        """
+        scope = Scope.of(clusters, None)
+        return await self._engine.plan(metric, base, _window(end, window), scope, split_label)
+
+    async def run_batches(
+        self, batches: list[Batch], build: BuildExpr, at: datetime
+    ) -> list[Sample]:
+        """Evaluate ``build(matchers)`` at ``at`` for every batch, ``concurrency`` at a time."""
+        return await self._engine.run(batches, build, at)
+
+    async def run_batches_range(
+        self,
+        batches: list[Batch],
+        build: BuildExpr,
+        start: datetime,
+        end: datetime,
+        step: timedelta,
+    ) -> list[RangeSeries]:
+        """Evaluate ``build(matchers)`` from ``start`` to ``end`` every ``step`` for every batch."""
+        return await self._engine.run_range(batches, build, Window(start, end), step)
+
     async def query(self, expr: str, at: datetime | None = None) -> list[Sample]:
         return await self.client.query(expr, at)
 
@@ -395,6 +430,9 @@ class PrometheusSource(BlockingFacade):
     volumes = _blocking(AsyncPrometheusSource.volumes)
     network_egress = _blocking(AsyncPrometheusSource.network_egress)
     daily_usage = _blocking(AsyncPrometheusSource.daily_usage)
+    plan = _blocking(AsyncPrometheusSource.plan)
+    run_batches = _blocking(AsyncPrometheusSource.run_batches)
+    run_batches_range = _blocking(AsyncPrometheusSource.run_batches_range)
     query = _blocking(AsyncPrometheusSource.query)
     query_range = _blocking(AsyncPrometheusSource.query_range)
     series = _blocking(AsyncPrometheusSource.series)
