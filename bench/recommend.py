@@ -12,7 +12,7 @@ on the next run.
 
 Timed: one ``costwarden recommend`` pass in this process (``prometheus_report``): every usage
 query, batched as the settings set, and every recommender, with the packaged prices. The report
-gives its wall time and peak resident memory, the queries Prometheus answered and their slowest
+gives its wall time and peak resident memory, the queries Prometheus served and their slowest
 time, and any query Prometheus refused.
 """
 
@@ -219,7 +219,7 @@ def _report(
         f"| wall time of one recommend pass | {result['seconds']:.1f} s |",
         f"| peak memory of the pass | {result['peak_rss_mib']:,.0f} MiB |",
         f"| peak memory of Prometheus | {prometheus_rss:,.0f} MiB |",
-        f"| instant / range queries answered | {served['queries']:.0f} / "
+        f"| instant / range queries served | {served['queries']:.0f} / "
         f"{served['range_queries']:.0f} |",
         f"| queries refused (4xx or 5xx) | {served['refused']:.0f} |",
         f"| slowest query evaluation (p99) | {served['inner_eval_p99']:.2f} s |",

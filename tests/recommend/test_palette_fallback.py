@@ -65,15 +65,18 @@ def test_fallback_spot_for_non_production(palette_pass, simulator):
         pool = pools[(item.target.cluster, item.target.pool)]
         assert _labels(pool).get("env") not in PRODUCTION
         assert pool.capacity_types == ("on-demand",)
-        assert not pool.is_control_plane and not pool.name.startswith("system")
+        assert not pool.is_control_plane
+        assert not pool.name.startswith("system")
         assert item.confidence == "low"
         assert item.savings.per_day > 0
         assert item.ui_link and pool.cluster_uid in item.ui_link
         if pool.provider == "gcp":
-            assert item.api_call is None and item.manual_change
+            assert item.api_call is None
+            assert item.manual_change
             continue
         call = item.api_call
-        assert call.complete and call.method == "PUT"
+        assert call.complete
+        assert call.method == "PUT"
         assert call.path == (
             f"/v1/cloudconfigs/{pool.cloud_type}/{pool.config_uid}/machinePools/{pool.name}"
         )

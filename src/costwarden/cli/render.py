@@ -276,18 +276,18 @@ def recommendation_table(items: Sequence[Recommendation], title: str) -> Table:
     return table
 
 
-def recommendation_section(outcome: RecommendOutcome, shown: int = 10) -> Group | Text:
-    """Return the run's recommendations: the best ``shown``, the total, and their usage source."""
+def recommendation_section(outcome: RecommendOutcome, limit: int = 10) -> Group | Text:
+    """Return the run's recommendations: the best ``limit``, the total, and their usage source."""
     report = outcome.report
     if report is None:
         return Text(f"Recommendations: none ({outcome.note}).")
     if not report.items:
         return Text(f"Recommendations from {outcome.source} usage: none found.")
     title = (
-        f"Recommendations from {outcome.source} usage, best {min(shown, len(report.items))} "
+        f"Recommendations from {outcome.source} usage, best {min(limit, len(report.items))} "
         f"of {len(report.items)}"
     )
-    lines: list[Text | Table] = [recommendation_table(report.items[:shown], title)]
+    lines: list[Text | Table] = [recommendation_table(report.items[:limit], title)]
     lines.append(
         Text(
             f"Savings without overlap: "

@@ -195,8 +195,8 @@ def _log_one_sided(prometheus_only: list[PoolRef], palette_only: tuple[PoolRef, 
             continue
         names = [f"{pool.cluster}/{pool.name}" for pool in pools]
         more = len(names) - LOGGED_POOL_NAMES
-        shown = ", ".join(names[:LOGGED_POOL_NAMES]) + (f" and {more} more" if more > 0 else "")
-        logger.warning("%d %s: %s", len(names), text, shown)
+        listed = ", ".join(names[:LOGGED_POOL_NAMES]) + (f" and {more} more" if more > 0 else "")
+        logger.warning("%d %s: %s", len(names), text, listed)
         logger.debug("all %s: %s", text, ", ".join(names))
 
 

@@ -65,7 +65,7 @@ def palette_report(
     """Return pool recommendations from Palette's pools, prices and stored usage, with a note.
 
     ``clusters`` limits the pools read to the clusters with these names. The note names the
-    enabled recommenders that need Prometheus, unless ``prometheus_set`` tells that it is set.
+    enabled recommenders that need Prometheus, unless ``prometheus_set`` is true.
     """
     if settings.palette.api_key is None:
         return None, NO_SOURCE

@@ -106,7 +106,7 @@ def recommend_for_pass(store: Store, settings: Settings, as_of: datetime) -> Rec
         report, note = palette_report(store, settings, as_of, prometheus_set=bool(failed))
     except SourceError as exc:
         logger.error("recommendations: Palette failed: %s", exc)
-        return RecommendOutcome(None, None, f"{failed}no usage source answered: {exc}")
+        return RecommendOutcome(None, None, f"{failed}no usage source was reachable: {exc}")
     return RecommendOutcome(report, "palette" if report is not None else None, failed + note)
 
 

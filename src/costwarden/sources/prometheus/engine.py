@@ -217,7 +217,7 @@ class QueryEngine:
 
 
 def _covered(batch: Batch, covered: set[tuple[str, str | None]]) -> bool:
-    """Whether the owners of every cluster and value of the batch were read already."""
+    """Return whether the owners of every cluster and value of the batch were read already."""
     if batch.label != "namespace":
         return False
     if all((cluster, None) in covered for cluster in batch.clusters):
