@@ -474,6 +474,126 @@ class PrometheusSettings(BaseModel):
         return self
 
 
+class ApiKeySettings(BaseModel):
+    """One API key that callers send in the ``X-API-Key`` header or as a bearer token."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, description="Who holds the key; logged with each call.")
+    key: SecretStr | None = Field(None, description="The key itself (prefer sha256).")
+    sha256: str | None = Field(
+        None, pattern=r"^[0-9a-f]{64}$", description="Lower-case hex SHA-256 of the key."
+    )
+    role: Literal["read", "admin"] = Field("read", description="read: GET only; admin: all calls.")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> ApiKeySettings:
+        if (self.key is None) == (self.sha256 is None):
+            raise ValueError("set exactly one of 'key' or 'sha256'")
+        return self
+
+
+class OidcSettings(BaseModel):
+    """Bearer tokens (JWTs) from an OpenID Connect provider, checked against its JWKS."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: str = Field(description="Expected 'iss' claim, e.g. https://login.example.com/.")
+    audience: str = Field(description="Expected 'aud' claim.")
+    jwks_url: str = Field(description="URL of the provider's JSON Web Key Set.")
+    roles_claim: str = Field("groups", description="Claim holding the caller's groups or roles.")
+    admin_values: list[str] = Field(
+        default_factory=list, description="Values of that claim that grant the admin role."
+    )
+    read_values: list[str] = Field(
+        default_factory=list,
+        description="Values that grant the read role; empty: every valid token may read.",
+    )
+    algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "ES256"], description="Accepted signing algorithms."
+    )
+    leeway_seconds: int = Field(60, ge=0, description="Clock skew allowed on exp and nbf, seconds.")
+    jwks_cache_seconds: int = Field(300, ge=0, description="How long the key set is cached, seconds.")
+
+
+class ServiceSettings(BaseModel):
+    """``costwarden serve``: the HTTP service, its scheduler, callers and inbound webhooks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field("127.0.0.1", description="Address to listen on; 0.0.0.0 in a container.")
+    port: int = Field(8080, ge=1, le=65535, description="TCP port to listen on.")
+    schedule: str | None = Field(
+        "0 6 * * *",
+        description="Cron expression (UTC) of the scheduled passes; null turns the schedule off.",
+    )
+    run_on_start: bool = Field(False, description="Start a pass as soon as the service is up.")
+    tenant: str = Field(
+        "default",
+        min_length=1,
+        max_length=200,
+        description="Name of the tenant whose passes never overlap, across all replicas.",
+    )
+    lease_seconds: int = Field(
+        120,
+        ge=10,
+        description="A replica running a pass renews its lease this often / 3; a lease not renewed "
+        "for this long is taken over, in seconds.",
+    )
+    shutdown_grace_seconds: float = Field(
+        30.0, ge=0, description="On SIGTERM, wait this long for a running pass, in seconds."
+    )
+    migrate_on_start: bool = Field(True, description="Apply database migrations at start.")
+    db_pool_size: int = Field(5, ge=1, description="PostgreSQL connections kept open.")
+    db_max_overflow: int = Field(10, ge=0, description="Extra PostgreSQL connections under load.")
+    db_pool_timeout_seconds: float = Field(
+        30.0, gt=0, description="Wait for a free connection before failing, in seconds."
+    )
+    api_keys: list[ApiKeySettings] = Field(
+        default_factory=list, description="API keys accepted from callers."
+    )
+    oidc: OidcSettings | None = Field(None, description="OIDC bearer tokens; off when unset.")
+    palette_webhook_secret: SecretStr | None = Field(
+        None,
+        description="Shared secret that Palette alert channels send in palette_webhook_header; "
+        "/webhooks/palette answers 404 when unset.",
+    )
+    palette_webhook_header: str = Field(
+        "X-Costwarden-Token", description="Header that carries the shared secret."
+    )
+    webhook_dedupe_seconds: int = Field(
+        600, ge=0, description="Identical Palette webhook bodies within this window count once."
+    )
+    refresh_days: int = Field(
+        3, ge=1, le=31, description="Days of cost data a webhook-triggered refresh fetches again."
+    )
+    event_secrets: list[SecretStr] = Field(
+        default_factory=list,
+        description="Standard Webhooks secrets (whsec_...) for /webhooks/events; several allow "
+        "rotation. The endpoint answers 404 when empty.",
+    )
+    event_tolerance_seconds: int = Field(
+        300, ge=1, description="Accepted age of a signed event's webhook-timestamp, in seconds."
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest webhook or import body accepted, in bytes."
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError(
+                f"{value!r} is not a cron expression; use five fields, e.g. '0 6 * * *' for "
+                "06:00 UTC daily"
+            )
+        return value
+
+
 class Settings(BaseSettings):
     """All costwarden settings."""
 
@@ -502,6 +622,7 @@ class Settings(BaseSettings):
     anomaly: AnomalySettings = Field(default_factory=AnomalySettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     recommend: RecommendSettings = Field(default_factory=RecommendSettings)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -599,7 +720,8 @@ def _describe_unparsed(exc: SettingsError) -> str:
 
 def _is_secret(key: str) -> bool:
     """Return whether a setting is a credential, whose value an error must not repeat."""
-    return any(word in key for word in ("api_key", "token", "password"))
+    words = ("api_key", "token", "password", "secret")
+    return key.endswith(".key") or ".key." in key or any(word in key for word in words)
 
 
 def _describe(exc: ValidationError) -> str:

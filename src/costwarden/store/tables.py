@@ -194,6 +194,9 @@ class Run(Base):
     budgets: Mapped[int] = mapped_column(Integer, default=0)
     alerts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    trigger: Mapped[str] = mapped_column(String(16), default="cli", server_default="cli")
+    tenant: Mapped[str | None] = mapped_column(String(200))
+    scope: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class UsageFact(Base):
@@ -342,3 +345,65 @@ class IntervalAdjustmentRecord(Base):
     scope_kind: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class StoredBudget(Base):
+    """A budget held in the database: imported from the budget file or created through the API.
+
+    ``spec`` is the budget as the budget file writes it, so both paths validate it the same way.
+    """
+
+    __tablename__ = "budgets"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    origin: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class BudgetStatusRecord(Base):
+    """The latest evaluation of each budget: spend to date, forecast and exceedance, as JSON."""
+
+    __tablename__ = "budget_statuses"
+
+    budget: Mapped[str] = mapped_column(String(200), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(36))
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime())
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WebhookEvent(Base):
+    """One inbound webhook, stored before it is acknowledged so that none is lost.
+
+    ``id`` is the sender's ``webhook-id`` for signed events, and a hash of the body and its
+    time window for Palette alerts, so a repeated delivery finds the row it already wrote.
+    """
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (Index("ix_webhook_events_status", "status", "received_at"),)
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))
+    type: Mapped[str] = mapped_column(String(100))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class PassLease(Base):
+    """Who may run a pass for a tenant. A lease that is not renewed in time can be taken over."""
+
+    __tablename__ = "pass_leases"
+
+    tenant: Mapped[str] = mapped_column(String(200), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    renewed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,1 @@
+"""``costwarden serve``: the long-lived service with its scheduler, REST API and webhooks."""
