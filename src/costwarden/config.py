@@ -513,7 +513,9 @@ class OidcSettings(BaseModel):
         default_factory=lambda: ["RS256", "ES256"], description="Accepted signing algorithms."
     )
     leeway_seconds: int = Field(60, ge=0, description="Clock skew allowed on exp and nbf, seconds.")
-    jwks_cache_seconds: int = Field(300, ge=0, description="How long the key set is cached, seconds.")
+    jwks_cache_seconds: int = Field(
+        300, ge=0, description="How long the key set is cached, in seconds."
+    )
 
 
 class ServiceSettings(BaseModel):

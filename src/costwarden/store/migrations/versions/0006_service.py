@@ -1,4 +1,4 @@
-"""Add stored budgets, budget statuses, inbound webhooks, pass leases and run triggers
+"""Add the service tables: budgets, statuses, webhooks, leases, recommendations
 
 Revision ID: 0006
 Revises: 0005
@@ -67,9 +67,22 @@ def upgrade() -> None:
         sa.Column("expires_at", UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("tenant"),
     )
+    op.create_table(
+        "recommendation_reports",
+        sa.Column("run_id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("source", sa.String(length=16), nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("run_id"),
+    )
+    op.create_index(
+        "ix_recommendation_reports_created_at", "recommendation_reports", ["created_at"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_recommendation_reports_created_at", table_name="recommendation_reports")
+    op.drop_table("recommendation_reports")
     op.drop_table("pass_leases")
     op.drop_index("ix_webhook_events_status", table_name="webhook_events")
     op.drop_table("webhook_events")
