@@ -67,7 +67,13 @@ class PaletteSettings(BaseModel):
         description="Client-side limit on /v1/dashboard calls, in requests per second "
         "(Palette allows 10).",
     )
-    dashboard_burst: int = Field(5, ge=1, le=5, description="Burst size of that limit (Palette: 5).")
+    dashboard_burst: int = Field(
+        4,
+        ge=1,
+        le=5,
+        description="Burst size of that limit; Palette allows 5, and one less leaves room for "
+        "requests that the network delivers together.",
+    )
     currency: str = Field(
         "USD", min_length=3, max_length=3, description="ISO 4217 currency of Palette's cost figures."
     )
@@ -135,6 +141,8 @@ class FocusSettings(BaseModel):
 
 
 class ForecastSettings(BaseModel):
+    """Spend forecasts: horizon, sample paths, history and the batched models' options."""
+
     model_config = ConfigDict(extra="forbid")
 
     min_horizon_days: int = Field(
@@ -595,6 +603,25 @@ class ServiceSettings(BaseModel):
             )
         return value
 
+    @field_validator("event_secrets")
+    @classmethod
+    def _valid_event_secrets(cls, secrets: list[SecretStr]) -> list[SecretStr]:
+        """Check that each secret is base64 after an optional whsec_ prefix; the error hides it."""
+        import binascii
+
+        from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
+
+        for index, secret in enumerate(secrets):
+            try:
+                Webhook(secret.get_secret_value())
+            except (binascii.Error, EmptyWebhookSecretError) as exc:
+                raise ValueError(
+                    f"secret {index} is not 'whsec_' followed by base64 of random bytes; "
+                    "generate one with: python -c \"import base64, os; "
+                    "print('whsec_' + base64.b64encode(os.urandom(32)).decode())\""
+                ) from exc
+        return secrets
+
 
 class Settings(BaseSettings):
     """All costwarden settings."""
@@ -615,8 +642,12 @@ class Settings(BaseSettings):
         description="Calendar of scheduled jobs (iCalendar .ics or CSV) whose cost is added to "
         "the forecasts of the budgets they run in.",
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
-    log_format: Literal["console", "json"] = "console"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "WARNING", description="Lowest level of the log records written to stderr."
+    )
+    log_format: Literal["console", "json"] = Field(
+        "console", description="console: readable lines; json: one JSON object per line."
+    )
     palette: PaletteSettings = Field(default_factory=PaletteSettings)
     focus: FocusSettings = Field(default_factory=FocusSettings)
     forecast: ForecastSettings = Field(default_factory=ForecastSettings)

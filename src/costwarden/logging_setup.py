@@ -10,6 +10,20 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 
+def json_formatter() -> logging.Formatter:
+    """Return the formatter of JSON log lines, with the context bound in structlog.contextvars."""
+    return structlog.stdlib.ProcessorFormatter(
+        processor=structlog.processors.JSONRenderer(),
+        foreign_pre_chain=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.stdlib.ExtraAdder(),
+        ],
+    )
+
+
 def configure_logging(level: str = "WARNING", fmt: str = "console") -> None:
     """Send logs to stderr, as Rich console lines or as JSON objects, one per line."""
     root = logging.getLogger()
@@ -18,17 +32,7 @@ def configure_logging(level: str = "WARNING", fmt: str = "console") -> None:
 
     if fmt == "json":
         handler: logging.Handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(
-            structlog.stdlib.ProcessorFormatter(
-                processor=structlog.processors.JSONRenderer(),
-                foreign_pre_chain=[
-                    structlog.stdlib.add_log_level,
-                    structlog.stdlib.add_logger_name,
-                    structlog.processors.TimeStamper(fmt="iso", utc=True),
-                    structlog.stdlib.ExtraAdder(),
-                ],
-            )
-        )
+        handler.setFormatter(json_formatter())
     else:
         handler = RichHandler(
             console=Console(stderr=True), show_path=False, rich_tracebacks=False, markup=False

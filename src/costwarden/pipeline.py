@@ -8,14 +8,17 @@ import uuid
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
+import structlog
 from sqlalchemy.orm import Session
 
 from costwarden.anomaly import anomaly_payload, evaluate_anomalies, record_anomalies
 from costwarden.anomaly.utilisation import StoredUsage, UsageSeries, UsageSource
 from costwarden.budgets.alerts import alert_payload, crossed_thresholds
 from costwarden.budgets.evaluate import evaluate_budget
+from costwarden.budgets.snapshot import status_snapshot
 from costwarden.config import Settings
 from costwarden.domain.alert import Alert, BudgetStatus
 from costwarden.domain.anomaly import AnomalyReport
@@ -36,7 +39,15 @@ from costwarden.recommend.runner import (
     scope_filter,
 )
 from costwarden.store import Store
-from costwarden.store.tables import AlertRecord, Run
+from costwarden.store.tables import (
+    AlertRecord,
+    BudgetStatusRecord,
+    RecommendationReportRecord,
+    Run,
+)
+
+if TYPE_CHECKING:
+    from costwarden.service.state import RefreshScope
 
 logger = logging.getLogger(__name__)
 
@@ -77,24 +88,29 @@ def run_pass(
     *,
     ingest: bool = True,
     progress: Progress | None = None,
+    run_id: str | None = None,
+    trigger: str = "cli",
+    tenant: str | None = None,
+    scope: RefreshScope | None = None,
 ) -> RunResult:
     """Run one pass of the main job and return what it found.
 
     With ``ingest`` set and a Palette API key configured, new cost data is fetched first. Without a
-    key, the pass uses the data already stored, for example FOCUS files ingested earlier.
+    key, the pass uses the data already stored, for example FOCUS files ingested earlier. A
+    ``scope`` naming clusters fetches only their cost for ``scope.days`` days, then evaluates
+    every budget. ``run_id`` names a run row that the service queued earlier; the pass marks it
+    running instead of inserting a new row. At the end each budget's status and the
+    recommendations are stored for the service's API.
     """
-    run_id = str(uuid.uuid4())
+    run_id = run_id or str(uuid.uuid4())
     started_at = datetime.now(UTC)
     clock = time.monotonic()
-    _record_run(store, run_id, as_of, started_at)
+    _record_run(store, run_id, as_of, started_at, trigger, tenant, scope)
 
     try:
         reports: tuple[IngestReport, ...] = ()
         if ingest and settings.palette.api_key is not None:
-            reports = (_ingest_palette(store, settings, as_of, progress),)
-            reports += (_ingest_palette_events(store, settings, as_of, progress),)
-            if settings.quota.enabled:
-                reports += (_ingest_palette_usage(store, settings, as_of, progress),)
+            reports = _ingest(store, settings, as_of, scope, progress)
         elif ingest:
             logger.warning(
                 "no Palette API key configured (COSTWARDEN_PALETTE_API_KEY); "
@@ -110,6 +126,8 @@ def run_pass(
         _record_alerts(store, run_id, alerts)
         quota = _evaluate_quotas(store, settings, run_id, as_of, started_at)
         anomalies, anomaly_alerts = _evaluate_anomalies(store, settings, run_id, as_of, started_at)
+        _record_statuses(store, run_id, statuses)
+        _record_recommendations(store, run_id, recommendations, started_at)
     except Exception as exc:
         _fail_run(store, run_id, exc)
         raise
@@ -128,12 +146,49 @@ def run_pass(
     )
 
 
+def _ingest(
+    store: Store,
+    settings: Settings,
+    as_of: datetime,
+    scope: RefreshScope | None,
+    progress: Progress | None,
+) -> tuple[IngestReport, ...]:
+    """Fetch Palette's cost, events and usage; a scope with clusters fetches their cost only."""
+    if scope is not None and (scope.cluster_uids or scope.cluster_names):
+        return (_ingest_palette_clusters(store, settings, as_of, scope, progress),)
+
+    reports = (_ingest_palette(store, settings, as_of, progress),)
+    reports += (_ingest_palette_events(store, settings, as_of, progress),)
+    if settings.quota.enabled:
+        reports += (_ingest_palette_usage(store, settings, as_of, progress),)
+    return reports
+
+
 def _ingest_palette(
     store: Store, settings: Settings, as_of: datetime, progress: Progress | None
 ) -> IngestReport:
     from costwarden.sources.palette.ingest import ingest_palette
 
     return ingest_palette(store, settings.palette, as_of=as_of, progress=progress)
+
+
+def _ingest_palette_clusters(
+    store: Store,
+    settings: Settings,
+    as_of: datetime,
+    scope: RefreshScope,
+    progress: Progress | None,
+) -> IngestReport:
+    from costwarden.sources.palette.ingest import ingest_palette
+
+    since = as_of.astimezone(UTC).date() - timedelta(days=scope.days)
+    clusters = frozenset(scope.cluster_uids) | frozenset(scope.cluster_names)
+    logger.info(
+        "targeted refresh of %d clusters for %d days from %s", len(clusters), scope.days, since
+    )
+    return ingest_palette(
+        store, settings.palette, as_of=as_of, since=since, clusters=clusters, progress=progress
+    )
 
 
 def _ingest_palette_events(
@@ -260,15 +315,32 @@ def _evaluate(
         for index, budget in enumerate(budgets):
             if progress:
                 progress(f"Forecasting {budget.name}", index, len(budgets))
-            statuses.append(evaluate_budget(session, budget, as_of, settings))
+            with structlog.contextvars.bound_contextvars(budget=budget.name):
+                statuses.append(evaluate_budget(session, budget, as_of, settings))
     if progress:
         progress("Forecasting budgets", len(budgets), len(budgets))
     return tuple(statuses)
 
 
-def _record_run(store: Store, run_id: str, as_of: datetime, started_at: datetime) -> None:
+def _record_run(
+    store: Store,
+    run_id: str,
+    as_of: datetime,
+    started_at: datetime,
+    trigger: str,
+    tenant: str | None,
+    scope: RefreshScope | None,
+) -> None:
+    """Insert the run row as running, or mark the row the service queued as running."""
     with store.transaction() as session:
-        session.add(Run(id=run_id, as_of=as_of, started_at=started_at, status="running"))
+        run = session.get(Run, run_id)
+        if run is None:
+            run = Run(id=run_id, trigger=trigger, tenant=tenant)
+            run.scope = scope.as_json() if scope is not None else None
+            session.add(run)
+        run.as_of = as_of
+        run.started_at = started_at
+        run.status = "running"
 
 
 def _finish_run(
@@ -277,6 +349,9 @@ def _finish_run(
     with store.transaction() as session:
         run = session.get(Run, run_id)
         assert run is not None
+        if run.status == "abandoned":
+            logger.warning("pass %s finished after the service had marked it abandoned", run_id)
+            return
         run.finished_at = finished_at
         run.status = "succeeded"
         run.budgets = budgets
@@ -312,3 +387,43 @@ def _record_alerts(store: Store, run_id: str, alerts: Sequence[Alert]) -> None:
             record.payload = payload
             record.last_seen = alert.generated_at
             record.run_id = run_id
+
+
+def _record_statuses(store: Store, run_id: str, statuses: Sequence[BudgetStatus]) -> None:
+    """Replace the latest stored status of each evaluated budget."""
+    now = datetime.now(UTC)
+    with store.transaction() as session:
+        for status in statuses:
+            record = session.get(BudgetStatusRecord, status.budget.name)
+            if record is None:
+                record = BudgetStatusRecord(budget=status.budget.name)
+                session.add(record)
+            record.run_id = run_id
+            record.as_of = status.as_of
+            record.payload = status_snapshot(status, run_id)
+            record.updated_at = now
+
+
+def _record_recommendations(
+    store: Store, run_id: str, outcome: RecommendOutcome, created_at: datetime
+) -> None:
+    """Store the pass's recommendations as the list that ``recommend --json`` prints."""
+    report = outcome.report
+    payload: dict[str, object] = {
+        "items": [item.to_dict() for item in outcome.items],
+        "note": outcome.note,
+        "currency": report.currency if report is not None else None,
+        "total_per_day": format(report.total_per_day, "f") if report is not None else None,
+        "added_cost_per_day": (
+            format(report.added_cost_per_day, "f") if report is not None else None
+        ),
+    }
+    with store.transaction() as session:
+        session.merge(
+            RecommendationReportRecord(
+                run_id=run_id,
+                created_at=created_at,
+                source=outcome.source or "none",
+                payload=payload,
+            )
+        )

@@ -56,9 +56,11 @@ def main_options(
 
 
 def _register_commands() -> None:
-    from costwarden.cli import anomalies, backtest, budgets, ingest, recommend, run, sim
+    from costwarden.cli import anomalies, backtest, budgets, ingest, recommend, run, serve, sim
+    from costwarden.cli import config as config_commands
 
-    for module in (run, ingest, budgets, sim, backtest, anomalies, recommend):
+    modules = (run, ingest, budgets, sim, backtest, anomalies, recommend, serve, config_commands)
+    for module in modules:
         module.register(app)
 
 

@@ -62,7 +62,8 @@ BUDGET_DAYS_TO_BREACH = Gauge(
 
 WEBHOOKS_RECEIVED = Counter(
     "costwarden_webhooks_received_total",
-    "Inbound webhook deliveries by source and outcome (accepted, duplicate, rejected).",
+    "Inbound webhook deliveries by source and outcome (accepted, duplicate, rejected, invalid, "
+    "failed).",
     ["source", "outcome"],
 )
 WEBHOOK_EVENTS_PROCESSED = Counter(

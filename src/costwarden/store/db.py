@@ -40,12 +40,38 @@ def _enable_sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[n
     cursor.close()
 
 
-def create_store_engine(url: str) -> Engine:
+def _enable_sqlite_wal(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def create_store_engine(
+    url: str,
+    *,
+    pool_size: int = 5,
+    max_overflow: int = 10,
+    pool_timeout: float = 30.0,
+    sqlite_wal: bool = False,
+) -> Engine:
+    """Create the engine; the pool options apply to server databases, ``sqlite_wal`` to SQLite.
+
+    WAL journal mode lets readers (the service's API) work while a pass writes.
+    """
     if url.startswith("sqlite"):
         engine = create_engine(url, future=True)
         event.listen(engine, "connect", _enable_sqlite_pragmas)
+        if sqlite_wal and ":memory:" not in url and url.rstrip("/") not in ("sqlite:", "sqlite:/"):
+            event.listen(engine, "connect", _enable_sqlite_wal)
         return engine
-    return create_engine(url, future=True, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(
+        url,
+        future=True,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=pool_timeout,
+    )
 
 
 def upgrade(engine: Engine) -> None:
@@ -79,11 +105,30 @@ class Store:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
-    def open(cls, url: str | None = None, *, migrate: bool = True) -> Store:
-        """Open the database at ``url`` (default: the user data directory) and migrate it."""
+    def open(
+        cls,
+        url: str | None = None,
+        *,
+        migrate: bool = True,
+        pool_size: int = 5,
+        max_overflow: int = 10,
+        pool_timeout: float = 30.0,
+        sqlite_wal: bool = False,
+    ) -> Store:
+        """Open the database at ``url`` (default: the user data directory) and migrate it.
+
+        The pool options size the connection pool of a PostgreSQL database; ``sqlite_wal`` puts
+        a SQLite file in WAL journal mode.
+        """
         url = url or default_database_url()
         try:
-            engine = create_store_engine(url)
+            engine = create_store_engine(
+                url,
+                pool_size=pool_size,
+                max_overflow=max_overflow,
+                pool_timeout=pool_timeout,
+                sqlite_wal=sqlite_wal,
+            )
             if migrate:
                 upgrade(engine)
         except SQLAlchemyError as exc:
@@ -246,3 +291,20 @@ def upsert_fleet(
             )
         )
     session.flush()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """Return the Alembic revision the database is at, or None before the first migration."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str | None:
+    """Return the newest Alembic revision that this version of costwarden ships."""
+    from alembic.script import ScriptDirectory
+
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head()

@@ -169,6 +169,8 @@ class AlertRecord(Base):
     """The latest state of each alert, keyed by its stable id (budget, period and kind)."""
 
     __tablename__ = "alerts"
+    # The API lists alerts newest first; the index lets a page skip sorting the whole table.
+    __table_args__ = (Index("ix_alerts_last_seen", "last_seen", "alert_id"),)
 
     alert_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     budget: Mapped[str] = mapped_column(String(255), index=True)

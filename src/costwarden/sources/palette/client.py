@@ -13,6 +13,7 @@ messages.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
@@ -40,6 +41,7 @@ from costwarden.errors import (
     PaletteError,
     PaletteRateLimitError,
 )
+from costwarden.service.telemetry import PALETTE_CALLS, PALETTE_RETRIES
 from costwarden.sources.blocking import BlockingFacade
 from costwarden.sources.palette.models import (
     CloudConfig,
@@ -120,6 +122,19 @@ ACTIVE_CLUSTERS_FILTER: dict[str, Any] = {
     "sort": [],
 }
 """Search body of the Palette Go SDK's default filter: no nested virtual or deleted clusters."""
+
+
+_UID_SEGMENT = re.compile(
+    r"^(?:[0-9a-fA-F]{24}|[0-9a-fA-F]{8}(?:-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12})$"
+)
+"""A path segment that is a Palette object id (24 hex digits) or a UUID."""
+
+
+def endpoint_template(path: str) -> str:
+    """Return ``path`` with each object id replaced by ``{uid}``, the label of Palette metrics."""
+    return "/".join(
+        "{uid}" if _UID_SEGMENT.match(segment) else segment for segment in path.split("/")
+    )
 
 
 class _RetryableStatus(Exception):
@@ -474,7 +489,13 @@ class AsyncPaletteClient:
         if delay > 0:
             await self._sleep(delay)
 
-        response = await self._http.request(method, path, json=json, params=params)
+        endpoint = endpoint_template(path)
+        try:
+            response = await self._http.request(method, path, json=json, params=params)
+        except httpx.TransportError:
+            PALETTE_CALLS.labels(endpoint=endpoint, status="0").inc()
+            raise
+        PALETTE_CALLS.labels(endpoint=endpoint, status=str(response.status_code)).inc()
         if response.is_success:
             return response
         if is_retryable_status(response.status_code):
@@ -502,9 +523,13 @@ class AsyncPaletteClient:
     def _log_retry(self, method: str, path: str, state: RetryCallState) -> None:
         failure = state.outcome.exception() if state.outcome else None
         if isinstance(failure, _RetryableStatus):
-            reason = f"HTTP {failure.response.status_code}"
+            status = failure.response.status_code
+            reason = f"HTTP {status}"
+            label = "429" if status == 429 else "5xx"
         else:
             reason = type(failure).__name__
+            label = "transport"
+        PALETTE_RETRIES.labels(endpoint=endpoint_template(path), reason=label).inc()
         delay = state.next_action.sleep if state.next_action else 0.0
         logger.warning(
             "Palette %s %s failed with %s; retry %d of %d in %.2f s",

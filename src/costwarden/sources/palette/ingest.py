@@ -11,7 +11,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -87,14 +87,15 @@ def ingest_palette(
     since: date | None = None,
     progress: Progress | None = None,
     client: PaletteClient | None = None,
+    clusters: Collection[str] | None = None,
 ) -> IngestReport:
     """Fetch Palette's fleet and daily costs up to ``as_of`` and store them in one transaction.
 
     The window covers complete UTC days only: it ends before the UTC day of ``as_of``. It starts on
     ``since`` when given, else ``OVERLAP_DAYS`` before the day after the last stored Palette cluster
     fact, else ``settings.history_days`` before the end. The report's ``window_end`` is the last
-    day included. ``client`` replaces the client built from ``settings`` (tests inject one) and is
-    left open.
+    day included. ``clusters`` (uids or names) narrows the fetch to those clusters. ``client``
+    replaces the client built from ``settings`` (tests inject one) and is left open.
 
     Raises ``PaletteError`` subclasses when Palette fails and ``StoreError`` when the write fails.
     Nothing is stored in either case.
@@ -107,11 +108,12 @@ def ingest_palette(
     start = _window_start(store, settings, since, end)
 
     steps = _Steps(progress, total=3)
+    selected = frozenset(clusters) if clusters is not None else None
     if client is not None:
-        fetched = _fetch(client, start, end, steps)
+        fetched = _fetch(client, start, end, steps, selected)
     else:
         with PaletteClient(settings) as owned:
-            fetched = _fetch(owned, start, end, steps)
+            fetched = _fetch(owned, start, end, steps, selected)
 
     records, points = _records(fetched, settings.currency, start, end)
     batch = new_batch(settings, started_at, points, fetched.warnings)
@@ -152,8 +154,17 @@ def _window_start(store: Store, settings: PaletteSettings, since: date | None, e
     return end - timedelta(days=settings.history_days)
 
 
-def _fetch(client: PaletteClient, start: date, end: date, steps: _Steps) -> _Fetched:
-    """Read projects, clusters, namespace labels and daily costs from Palette."""
+def _fetch(
+    client: PaletteClient,
+    start: date,
+    end: date,
+    steps: _Steps,
+    selected: frozenset[str] | None = None,
+) -> _Fetched:
+    """Read projects, clusters, namespace labels and daily costs from Palette.
+
+    ``selected`` keeps only the clusters whose uid or name it contains.
+    """
     fetched = _Fetched()
 
     for project in client.projects():
@@ -161,12 +172,21 @@ def _fetch(client: PaletteClient, start: date, end: date, steps: _Steps) -> _Fet
     steps.advance("Listed Palette projects")
 
     summaries = client.search_clusters()
+    if selected is not None:
+        summaries = [
+            item for item in summaries if {item.metadata.uid, item.metadata.name} & selected
+        ]
+        _warn_unmatched(selected, summaries, fetched)
     steps.advance("Listed Palette clusters")
 
     has_window = start < end
     steps.total += len(summaries) + (1 if has_window else 0)
     if has_window:
-        fetched.cluster_costs = client.cluster_costs(start, end, DAILY_MINUTES).resources
+        costs = client.cluster_costs(start, end, DAILY_MINUTES).resources
+        if selected is not None:
+            selected_uids = {item.metadata.uid for item in summaries}
+            costs = [series for series in costs if series.entity.uid in selected_uids]
+        fetched.cluster_costs = costs
         steps.advance("Fetched daily cluster costs")
 
     for summary in summaries:
@@ -182,6 +202,15 @@ def _fetch(client: PaletteClient, start: date, end: date, steps: _Steps) -> _Fet
                 client, uids[index : index + NAMESPACE_COST_BATCH], start, end, fetched
             )
     return fetched
+
+
+def _warn_unmatched(
+    selected: frozenset[str], summaries: list[ClusterSummary], fetched: _Fetched
+) -> None:
+    found = {item.metadata.uid for item in summaries} | {item.metadata.name for item in summaries}
+    missing = sorted(selected - found)
+    if missing:
+        fetched.warn(f"clusters not found in Palette's cluster search: {', '.join(missing)}")
 
 
 def _fetch_namespace_costs(

@@ -78,9 +78,11 @@ def upgrade() -> None:
     op.create_index(
         "ix_recommendation_reports_created_at", "recommendation_reports", ["created_at"]
     )
+    op.create_index("ix_alerts_last_seen", "alerts", ["last_seen", "alert_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_alerts_last_seen", table_name="alerts")
     op.drop_index("ix_recommendation_reports_created_at", table_name="recommendation_reports")
     op.drop_table("recommendation_reports")
     op.drop_table("pass_leases")
