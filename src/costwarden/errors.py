@@ -9,7 +9,8 @@ code and the HTTP status it maps to, as the ``exit_code`` and ``http_status`` at
     ├── InputError                a data file that cannot be ingested          exit 3
     │   ├── FocusFormatError
     │   ├── PriceNotFoundError    no list price for a cloud, region or instance type
-    │   └── CalendarFileError     a calendar of scheduled jobs that does not parse or validate
+    │   ├── CalendarFileError     a calendar of scheduled jobs that does not parse or validate
+    │   └── WebhookPayloadError   a signed webhook event with an invalid type or data
     ├── SourceError               an upstream API failed                       exit 4
     │   ├── PaletteError
     │   │   ├── PaletteAuthError      401 or 403
@@ -22,7 +23,17 @@ code and the HTTP status it maps to, as the ``exit_code`` and ``http_status`` at
     │       └── PrometheusApiError       any other error status, transport failure or bad response
     │           └── PrometheusTimeoutError  the request timed out on every attempt
     ├── StoreError                the database could not be opened or migrated exit 5
-    └── ForecastError             a forecast could not be computed            exit 6
+    ├── ForecastError             a forecast could not be computed            exit 6
+    └── ApiError                  a REST API request that cannot be served    HTTP 400
+        ├── AuthenticationError       missing or invalid credentials          HTTP 401
+        ├── PermissionDeniedError     the caller's role is too low            HTTP 403
+        ├── NotFoundError                                                     HTTP 404
+        ├── ConflictError                                                     HTTP 409
+        ├── PreconditionFailedError   If-Match does not match the version     HTTP 412
+        ├── PayloadTooLargeError      body larger than service.max_body_bytes HTTP 413
+        ├── UnsupportedMediaTypeError                                         HTTP 415
+        ├── ImportRowsError           budget import rows that do not validate HTTP 422
+        └── UnavailableError          the OIDC key set cannot be fetched      HTTP 503
 """
 
 from __future__ import annotations
@@ -47,9 +58,19 @@ class ConfigError(CostwardenError):
 class BudgetFileError(ConfigError):
     """A budget file that does not parse or validate."""
 
-    def __init__(self, path: Path | str, message: str, budget: str | None = None) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        message: str,
+        budget: str | None = None,
+        *,
+        field: str | None = None,
+        value: object = None,
+    ) -> None:
         self.path = str(path)
         self.budget = budget
+        self.field = field
+        self.value = value
         where = f"{self.path}, budget {budget!r}" if budget else self.path
         super().__init__(f"{where}: {message}")
 
@@ -229,6 +250,27 @@ class PrometheusTimeoutError(PrometheusApiError):
     """A request to Prometheus timed out on every attempt."""
 
 
+class WebhookPayloadError(InputError):
+    """A verified webhook event whose type or data is invalid; none of its data was ingested.
+
+    ``record`` is the index of the invalid entry in ``data.records``, ``field`` the path of the
+    invalid field inside the event's ``data`` and ``value`` the value received.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        record: int | None = None,
+        field: str | None = None,
+        value: object = None,
+    ) -> None:
+        self.record = record
+        self.field = field
+        self.value = value
+        super().__init__(message)
+
+
 class StoreError(CostwardenError):
     """The database could not be opened, migrated or written."""
 
@@ -241,6 +283,88 @@ class ForecastError(CostwardenError):
 
     exit_code = 6
     http_status = 500
+
+
+class ApiError(CostwardenError):
+    """A REST API request that cannot be served as sent; ``http_status`` is the response status.
+
+    ``error_code`` is the stable code in the JSON error body.
+    """
+
+    http_status = 400
+    error_code = "bad_request"
+
+
+class AuthenticationError(ApiError):
+    """The caller sent no credentials, or ones that are invalid or expired."""
+
+    http_status = 401
+    error_code = "unauthorized"
+
+
+class PermissionDeniedError(ApiError):
+    """The caller is known but its role does not allow the request."""
+
+    http_status = 403
+    error_code = "forbidden"
+
+
+class NotFoundError(ApiError):
+    """The requested budget, alert, anomaly or run does not exist."""
+
+    http_status = 404
+    error_code = "not_found"
+
+
+class ConflictError(ApiError):
+    """The request conflicts with stored state, such as a budget that already exists."""
+
+    http_status = 409
+    error_code = "conflict"
+
+
+class PreconditionFailedError(ApiError):
+    """An ``If-Match`` version no longer matches the stored one."""
+
+    http_status = 412
+    error_code = "precondition_failed"
+
+
+class PayloadTooLargeError(ApiError):
+    """A request body larger than ``service.max_body_bytes``."""
+
+    http_status = 413
+    error_code = "payload_too_large"
+
+
+class UnsupportedMediaTypeError(ApiError):
+    """A request body in a format the endpoint does not read."""
+
+    http_status = 415
+    error_code = "unsupported_media_type"
+
+
+class ImportRowsError(ApiError):
+    """Rows of a budget import that do not validate; nothing was imported.
+
+    ``problems`` lists each one as a dict with ``row``, ``budget``, ``field``, ``value`` and
+    ``message``.
+    """
+
+    http_status = 422
+    error_code = "invalid_budget"
+
+    def __init__(self, problems: list[dict[str, object]]) -> None:
+        self.problems = problems
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        super().__init__(f"{problems[0]['message']}{more}; nothing was imported")
+
+
+class UnavailableError(ApiError):
+    """A dependency of the request, such as the OIDC key set, could not be reached."""
+
+    http_status = 503
+    error_code = "unavailable"
 
 
 ALERTS_FIRED_EXIT_CODE = 10

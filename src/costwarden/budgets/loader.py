@@ -128,6 +128,17 @@ def load_budgets(path: Path) -> list[Budget]:
 
 
 def parse_budgets(text: str, path: Path | str = "<budgets>") -> list[Budget]:
+    return [budget for budget, _ in parse_budget_specs(text, path)]
+
+
+def parse_budget_specs(
+    text: str, path: Path | str = "<budgets>"
+) -> list[tuple[Budget, dict[str, Any]]]:
+    """Validate a budget file and return each budget with its canonical spec.
+
+    The spec is the budget's entry with the file's defaults filled in, as JSON-ready data, so it
+    can be stored on its own and validated again by ``parse_budget_spec``.
+    """
     data, lines = _parse_yaml(text, path)
 
     try:
@@ -135,15 +146,52 @@ def parse_budgets(text: str, path: Path | str = "<budgets>") -> list[Budget]:
     except ValidationError as exc:
         raise BudgetFileError(path, _describe(exc, data, lines)) from exc
 
-    budgets = []
+    results = []
     seen: set[str] = set()
     for index, entry in enumerate(model.budgets):
         where = f"line {lines.get(index, '?')}, budget {entry.name!r}"
         if entry.name in seen:
             raise BudgetFileError(path, f"{where}, field name: duplicate budget name; names must be unique")
         seen.add(entry.name)
-        budgets.append(_to_budget(entry, model.defaults, path, where))
-    return budgets
+        budget = _to_budget(entry, model.defaults, path, where)
+        results.append((budget, canonical_spec(entry, model.defaults)))
+    return results
+
+
+def parse_budget_spec(spec: Any, path: Path | str = "<budget>") -> tuple[Budget, dict[str, Any]]:
+    """Validate one budget written as an entry of the budget file's ``budgets`` list.
+
+    Return the budget and its canonical spec. Missing currency, period and time zone take the
+    budget file's built-in defaults (USD, monthly, UTC). Errors name the budget and the field.
+    """
+    if not isinstance(spec, dict):
+        raise BudgetFileError(
+            path, f"expected a budget as a mapping of fields, not {type(spec).__name__}"
+        )
+    data = {"budgets": [spec]}
+    try:
+        model = BudgetFileModel.model_validate(data)
+    except ValidationError as exc:
+        field, value = _first_problem(exc)
+        error = BudgetFileError(path, _describe(exc, data, {}), field=field, value=value)
+        error.budget = _budget_name(data, 0)
+        raise error from exc
+
+    entry = model.budgets[0]
+    budget = _to_budget(entry, model.defaults, path, f"budget {entry.name!r}")
+    return budget, canonical_spec(entry, model.defaults)
+
+
+def canonical_spec(entry: BudgetModel, defaults: DefaultsModel) -> dict[str, Any]:
+    """Return the entry as JSON-ready data with the defaults written out and unset fields left out.
+
+    Amounts are strings, so no precision is lost in a JSON column.
+    """
+    spec = entry.model_dump(mode="json", exclude_none=True)
+    spec["currency"] = (entry.currency or defaults.currency).upper()
+    spec.setdefault("period", defaults.period)
+    spec["timezone"] = entry.timezone or defaults.timezone
+    return spec
 
 
 def text_line_of(data: bytes, offset: int) -> int:
@@ -193,7 +241,9 @@ def _describe(exc: ValidationError, data: Any, lines: dict[int, int]) -> str:
         if len(location) >= 2 and location[0] == "budgets" and isinstance(location[1], int):
             index = location[1]
             name = _budget_name(data, index)
-            prefix = f"line {lines.get(index, '?')}, budget {name!r}, "
+            prefix = f"budget {name!r}, "
+            if lines:
+                prefix = f"line {lines.get(index, '?')}, {prefix}"
             location = location[2:]
         field = ".".join(str(part) for part in location if not _is_union_tag(str(part)))
         value = error.get("input")
@@ -211,6 +261,16 @@ def _describe(exc: ValidationError, data: Any, lines: dict[int, int]) -> str:
     return f"{len(problems)} problems:\n  " + "\n  ".join(problems)
 
 
+def _first_problem(exc: ValidationError) -> tuple[str | None, Any]:
+    """Return the field path and input value of the first error in one budget's validation."""
+    error = exc.errors()[0]
+    location = [str(part) for part in error["loc"][2:] if not _is_union_tag(str(part))]
+    value = error.get("input")
+    if isinstance(value, dict | list) or error["type"] == "missing":
+        value = None
+    return ".".join(location) or None, value
+
+
 def _is_union_tag(part: str) -> bool:
     """Tell pydantic's names for union branches apart from field names in an error location."""
     return part.startswith(("function-", "literal[")) or part[:1].isupper()
@@ -224,23 +284,28 @@ def _budget_name(data: Any, index: int) -> str:
 
 
 def _to_budget(entry: BudgetModel, defaults: DefaultsModel, path: Path | str, where: str) -> Budget:
-    def fail(message: str) -> BudgetFileError:
-        return BudgetFileError(path, f"{where}, {message}")
+    def fail(message: str, field: str, value: object) -> BudgetFileError:
+        message = f"{where}, field {field}: {message}"
+        error = BudgetFileError(path, message, field=field, value=value)
+        error.budget = entry.name
+        return error
 
     currency = (entry.currency or defaults.currency).upper()
     if not _CURRENCY.match(currency):
-        raise fail(f"field currency: {currency!r} is not an ISO 4217 code such as USD or EUR")
+        raise fail(f"{currency!r} is not an ISO 4217 code such as USD or EUR", "currency", currency)
 
     timezone = entry.timezone or defaults.timezone
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise fail(f"field timezone: unknown time zone {timezone!r}; use an IANA name") from exc
+        message = f"unknown time zone {timezone!r}; use an IANA name"
+        raise fail(message, "timezone", timezone) from exc
 
     period_spec = entry.period or defaults.period
     if isinstance(period_spec, CustomPeriodModel):
         if period_spec.end < period_spec.start:
-            raise fail(f"field period: end {period_spec.end} is before start {period_spec.start}")
+            message = f"end {period_spec.end} is before start {period_spec.start}"
+            raise fail(message, "period.end", str(period_spec.end))
         period = Period("custom", timezone, period_spec.start, period_spec.end)
     else:
         period = Period(period_spec, timezone)
@@ -250,7 +315,7 @@ def _to_budget(entry: BudgetModel, defaults: DefaultsModel, path: Path | str, wh
         try:
             labels = parse_selector(entry.scope.labels)
         except ValueError as exc:
-            raise fail(f"field scope.labels: {exc}") from exc
+            raise fail(str(exc), "scope.labels", entry.scope.labels) from exc
 
     scope = Scope(
         cluster=entry.scope.cluster,

@@ -1,0 +1,132 @@
+"""A fake OpenID Connect provider on 127.0.0.1: a discovery document and a JSON Web Key Set.
+
+The provider generates an RSA key when it starts and signs tokens with it. ``token`` also signs
+with another key under the same key id, to play an attacker, and ``rotate`` swaps the published
+key. ``jwks_requests`` counts how often the key set was fetched, to check caching.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import uuid
+from types import TracebackType
+from typing import Any, Self
+
+import jwt
+import uvicorn
+from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi import FastAPI
+
+from costwarden.simulator.server import LOOPBACK, bind_socket, uvicorn_config
+
+AUDIENCE = "costwarden-api"
+START_TIMEOUT_SECONDS = 10.0
+
+
+def new_rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+class FakeOidcProvider:
+    """A running provider as a context manager; ``issuer`` is its base URL."""
+
+    def __init__(self) -> None:
+        self.key = new_rsa_key()
+        self.kid = uuid.uuid4().hex[:12]
+        self.jwks_requests = 0
+        self.available = True
+        self._socket: socket.socket | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.app = self._build_app()
+
+    @property
+    def issuer(self) -> str:
+        assert self._socket is not None, "the provider is not running"
+        return f"http://{LOOPBACK}:{self._socket.getsockname()[1]}"
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.issuer}/jwks.json"
+
+    def rotate(self) -> None:
+        """Publish a new key under a new key id; tokens signed with the old one stop working."""
+        self.key = new_rsa_key()
+        self.kid = uuid.uuid4().hex[:12]
+
+    def token(
+        self,
+        subject: str = "alice",
+        *,
+        groups: list[str] | str | None = None,
+        lifetime: int = 300,
+        audience: str = AUDIENCE,
+        issuer: str | None = None,
+        key: rsa.RSAPrivateKey | None = None,
+        kid: str | None = None,
+        **claims: Any,
+    ) -> str:
+        """Return a signed JWT; ``lifetime`` below 0 gives an expired one."""
+        now = int(time.time())
+        payload: dict[str, Any] = {
+            "iss": issuer or self.issuer,
+            "aud": audience,
+            "sub": subject,
+            "iat": now,
+            "exp": now + lifetime,
+            **claims,
+        }
+        if groups is not None:
+            payload["groups"] = groups
+        headers = {"kid": kid or self.kid}
+        return jwt.encode(payload, key or self.key, algorithm="RS256", headers=headers)
+
+    def _build_app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.get("/.well-known/openid-configuration")
+        def discovery() -> dict[str, Any]:
+            return {"issuer": self.issuer, "jwks_uri": self.jwks_url}
+
+        @app.get("/jwks.json")
+        def jwks() -> Any:
+            from fastapi.responses import JSONResponse
+
+            self.jwks_requests += 1
+            if not self.available:
+                return JSONResponse({"error": "unavailable"}, status_code=503)
+            public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
+            public.update({"kid": self.kid, "use": "sig", "alg": "RS256"})
+            return {"keys": [public]}
+
+        return app
+
+    def __enter__(self) -> Self:
+        self._socket = bind_socket(LOOPBACK, 0)
+        self._server = uvicorn.Server(uvicorn_config(self.app))
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the fake OIDC provider did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        assert self._server is not None
+        assert self._thread is not None
+        assert self._socket is not None
+        self._server.should_exit = True
+        self._thread.join(10)
+        self._socket.close()
