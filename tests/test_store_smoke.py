@@ -48,3 +48,12 @@ def test_upsert_updates_changed_amount(store):
     assert counts.updated == 1
     with store.transaction() as session:
         assert session.scalar(select(CostFact.amount)) == Decimal("2.50")
+
+
+def test_summed_money_drops_float_noise():
+    from costwarden.store.queries import summed_money
+
+    assert summed_money(7423.549487000000300) == Decimal("7423.549487")
+    assert summed_money(0.1 + 0.2) == Decimal("0.3")
+    assert summed_money(None) == Decimal(0)
+    assert summed_money(Decimal("1.25")) == Decimal("1.25")

@@ -197,8 +197,21 @@ def daily_spend_by(
     series: dict[str, dict[date, Decimal]] = defaultdict(dict)
     for row in session.execute(query):
         *key_parts, day, amount = row
-        series[_child_key(dimension, key_parts)][day] = Decimal(amount or 0)
+        series[_child_key(dimension, key_parts)][day] = summed_money(amount)
     return dict(series)
+
+
+def summed_money(value: object) -> Decimal:
+    """Return a SQL ``SUM`` of money as a Decimal.
+
+    SQLite sums the stored decimal text as a float, so its result keeps the 15 significant
+    digits a double holds, which drops binary noise such as ``7423.5494870000003``.
+    """
+    if value is None:
+        return Decimal(0)
+    if isinstance(value, float):
+        return Decimal(format(value, ".15g"))
+    return Decimal(value)
 
 
 def _dimension_columns(dimension: str | None) -> list:
