@@ -8,8 +8,10 @@ Nested settings use one underscore after the group in the environment, for examp
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -526,6 +528,10 @@ class OidcSettings(BaseModel):
     )
 
 
+SCHEDULE_OFF_WORDS = frozenset({"", "off", "null", "none"})
+"""Values of service.schedule, in any case, that turn the schedule off."""
+
+
 class ServiceSettings(BaseModel):
     """``costwarden serve``: the HTTP service, its scheduler, callers and inbound webhooks."""
 
@@ -535,7 +541,8 @@ class ServiceSettings(BaseModel):
     port: int = Field(8080, ge=1, le=65535, description="TCP port to listen on.")
     schedule: str | None = Field(
         "0 6 * * *",
-        description="Cron expression (UTC) of the scheduled passes; null turns the schedule off.",
+        description="Cron expression (UTC) of the scheduled passes; null turns the schedule off "
+        "(in the environment: off, null, none or an empty value).",
     )
     run_on_start: bool = Field(False, description="Start a pass as soon as the service is up.")
     tenant: str = Field(
@@ -586,8 +593,18 @@ class ServiceSettings(BaseModel):
         300, ge=1, description="Accepted age of a signed event's webhook-timestamp, in seconds."
     )
     max_body_bytes: int = Field(
-        1_048_576, ge=1024, description="Largest webhook or import body accepted, in bytes."
+        1_048_576,
+        ge=1024,
+        description="Largest request body accepted by webhooks and API writes, in bytes.",
     )
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _schedule_off(cls, value: Any) -> Any:
+        # The environment has no null: COSTWARDEN_SERVICE_SCHEDULE=off (or null, none, empty).
+        if isinstance(value, str) and value.strip().lower() in SCHEDULE_OFF_WORDS:
+            return None
+        return value
 
     @field_validator("schedule")
     @classmethod
@@ -702,9 +719,6 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     ``overrides`` are CLI flag values; ``None`` values are ignored so that unset flags do not hide
     the environment. Nested keys use double underscores (``palette__url``).
     """
-    if config_file is not None:
-        os.environ["COSTWARDEN_CONFIG"] = str(config_file)
-
     init: dict[str, Any] = {}
     for key, value in overrides.items():
         if value is None:
@@ -715,6 +729,10 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         else:
             init[key] = value
 
+    _check_variable_names(os.environ)
+    previous = os.environ.get("COSTWARDEN_CONFIG")
+    if config_file is not None:
+        os.environ["COSTWARDEN_CONFIG"] = str(config_file)
     try:
         settings = Settings(**init)
     except ValidationError as exc:
@@ -722,7 +740,52 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     except SettingsError as exc:
         # Raised for an environment variable that does not parse, e.g. a list that is not JSON.
         raise ConfigError(f"invalid configuration: {_describe_unparsed(exc)}") from exc
+    finally:
+        # The file is named for this call only, so a later call without one does not read it.
+        if config_file is not None:
+            _restore("COSTWARDEN_CONFIG", previous)
     return settings
+
+
+def _restore(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+OTHER_VARIABLES = frozenset(
+    {"COSTWARDEN_CONFIG", "COSTWARDEN_SHARED", "COSTWARDEN_TEST_POSTGRES_URL"}
+)
+"""Names of ``COSTWARDEN_`` variables read outside the settings: the config file, the
+benchmarks' reference data directory and the tests' PostgreSQL server."""
+
+
+def _check_variable_names(environ: Mapping[str, str]) -> None:
+    """Reject a ``COSTWARDEN_`` variable that names no setting, with the closest valid name.
+
+    Misspelled settings of a group are caught by the group's model; a misspelled top-level
+    setting would otherwise be ignored without a word.
+    """
+    valid = set(OTHER_VARIABLES)
+    groups = []
+    for name, info in Settings.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            groups.append(f"COSTWARDEN_{name.upper()}_")
+            valid.update(f"COSTWARDEN_{name}_{field}".upper() for field in annotation.model_fields)
+        else:
+            valid.add(f"COSTWARDEN_{name.upper()}")
+    for variable in sorted(environ):
+        upper = variable.upper()
+        if not upper.startswith("COSTWARDEN_") or upper in valid or upper.startswith(tuple(groups)):
+            continue
+        close = difflib.get_close_matches(upper, sorted(valid), n=1)
+        hint = f"did you mean {close[0]}?" if close else "see 'costwarden config reference'"
+        raise ConfigError(
+            f"environment variable {variable} names no costwarden setting; {hint} Rename or "
+            "unset it"
+        )
 
 
 def _variable(path: list[str]) -> str:

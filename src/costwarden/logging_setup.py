@@ -20,6 +20,8 @@ def json_formatter() -> logging.Formatter:
             structlog.stdlib.add_logger_name,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.stdlib.ExtraAdder(),
+            # The traceback of logger.exception as text, not the repr of the exc_info tuple.
+            structlog.processors.format_exc_info,
         ],
     )
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from service_helpers import service_settings
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from costwarden.pipeline import RunResult, run_pass
 from costwarden.service.runner import PassRunner
@@ -192,6 +194,114 @@ def test_expired_lease_taken_over(store: Store, make_runner) -> None:  # type: i
     old = run_row(store, "old-run")
     assert old.status == "abandoned"
     assert old.finished_at is not None
+    assert old.error == "its holder other-host:1:abc let the lease expire"
+
+
+def test_stopped_holder_named_in_error(store: Store, make_runner) -> None:  # type: ignore[no-untyped-def]
+    runner = make_runner(RecordingPass())
+    host = runner.holder.split(":")[0]
+    dead = f"{host}:{_dead_pid()}:abc"
+    now = datetime.now(UTC)
+    with store.transaction() as session:
+        session.add(Run(id="old-run", as_of=now, started_at=now, status="running",
+                        trigger="schedule", tenant="default"))
+        session.add(PassLease(tenant="default", holder=dead, run_id="old-run",
+                              acquired_at=now, renewed_at=now,
+                              expires_at=now + timedelta(minutes=5)))
+    runner.start()
+    run_id = runner.request("api")
+    wait_for(lambda: run_row(store, run_id).status == "succeeded", "the run to succeed")
+    assert run_row(store, "old-run").error == f"its holder {dead} was found stopped"
+
+
+def _dead_pid() -> int:
+    """Return the id of a process that has exited."""
+    import subprocess
+    import sys
+
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    return int(child.stdout)
+
+
+def _race(calls: list[Callable[[], str]]) -> list[str]:
+    """Run ``calls`` on threads released together; return their results in order."""
+    barrier = threading.Barrier(len(calls))
+    results: list[str] = [""] * len(calls)
+    errors: list[BaseException] = []
+
+    def call(index: int) -> None:
+        barrier.wait()
+        try:
+            results[index] = calls[index]()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call, args=(index,)) for index in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT_SECONDS)
+    assert not errors, errors
+    return results
+
+
+@pytest.fixture
+def two_replicas(store: Store, database_url: str) -> Iterator[tuple[PassRunner, PassRunner]]:
+    """Two runners of one tenant with their own connection pools, workers not started."""
+    other = Store.open(database_url)
+    settings = service_settings(database_url)
+    yield (PassRunner(settings, store, "replica-one"), PassRunner(settings, other, "replica-two"))
+    other.close()
+
+
+def _runs(store: Store) -> list[Run]:
+    with store.transaction() as session:
+        return list(session.scalars(select(Run).where(Run.tenant == "default")))
+
+
+def test_racing_replicas_queue_one_run(store: Store, two_replicas) -> None:  # type: ignore[no-untyped-def]
+    one, two = two_replicas
+    for _ in range(5):
+        ids = _race([lambda: one.request("api"), lambda: two.request("api")] * 3)
+        assert len(set(ids)) == 1
+        assert [run.status for run in _runs(store) if run.id == ids[0]] == ["queued"]
+        with store.transaction() as session:
+            session.get(Run, ids[0]).status = "succeeded"  # type: ignore[union-attr]
+    assert len(_runs(store)) == 5
+
+
+def test_database_rejects_second_queued_run(store: Store) -> None:
+    now = datetime.now(UTC)
+    with store.transaction() as session:
+        session.add(Run(id="one", as_of=now, started_at=now, status="queued", tenant="default"))
+    with pytest.raises(IntegrityError), store.transaction() as session:
+        session.add(Run(id="two", as_of=now, started_at=now, status="queued", tenant="default"))
+
+
+def test_replica_ticks_share_one_run(store: Store, two_replicas) -> None:  # type: ignore[no-untyped-def]
+    one, two = two_replicas
+    fire = "2026-03-15T06:00:00+00:00"
+    ids = _race([
+        lambda: one.request("schedule", key=fire), lambda: two.request("schedule", key=fire)
+    ])
+    assert ids[0] == ids[1]
+    with store.transaction() as session:
+        session.get(Run, ids[0]).status = "succeeded"  # type: ignore[union-attr]
+
+    # A replica whose tick comes after the pass finished finds the run instead of adding one.
+    assert two.request("schedule", key=fire) == ids[0]
+    assert one.request("schedule", key="2026-03-16T06:00:00+00:00") != ids[0]
+    assert len(_runs(store)) == 2
+
+
+def test_start_joins_running_run(store: Store, two_replicas) -> None:  # type: ignore[no-untyped-def]
+    one, two = two_replicas
+    started = one.request("start")
+    with store.transaction() as session:
+        session.get(Run, started).status = "running"  # type: ignore[union-attr]
+    assert two.request("start") == started
+    assert two.request("api") != started
 
 
 def test_recover_abandons_dead_holder_run(store: Store, make_runner) -> None:  # type: ignore[no-untyped-def]

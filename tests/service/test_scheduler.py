@@ -35,9 +35,13 @@ class CountingRunner:
         self.clock = clock
         self.fail_first = fail_first
         self.requests: list[tuple[str, datetime]] = []
+        self.keys: list[str | None] = []
 
-    def request(self, trigger: str, scope: RefreshScope | None = None) -> str:
+    def request(
+        self, trigger: str, scope: RefreshScope | None = None, *, key: str | None = None
+    ) -> str:
         self.requests.append((trigger, self.clock.now))
+        self.keys.append(key)
         if len(self.requests) >= self.limit:
             self.stop.set()
         if self.fail_first and len(self.requests) == 1:
@@ -74,6 +78,12 @@ def test_schedule_requests_each_fire_time() -> None:
         datetime(2026, 3, 15, 6, 0, tzinfo=UTC),
         datetime(2026, 3, 16, 6, 0, tzinfo=UTC),
         datetime(2026, 3, 17, 6, 0, tzinfo=UTC),
+    ]
+    # The fire time keys each run, so replicas ticking together share it.
+    assert runner.keys == [
+        "2026-03-15T06:00:00+00:00",
+        "2026-03-16T06:00:00+00:00",
+        "2026-03-17T06:00:00+00:00",
     ]
 
 

@@ -44,15 +44,27 @@ def main_options(
             "in the user data directory.",
         ),
     ] = None,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="-v info, -vv debug.")] = 0,
-    log_json: Annotated[bool, typer.Option("--log-json", help="Write logs as JSON lines.")] = False,
+    verbose: Annotated[
+        int,
+        typer.Option("--verbose", "-v", count=True, help="-v info, -vv debug; default: log_level."),
+    ] = 0,
+    log_json: Annotated[
+        bool, typer.Option("--log-json", help="Write logs as JSON lines; default: log_format.")
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
-    level = {0: "WARNING", 1: "INFO"}.get(verbose, "DEBUG")
-    configure_logging(level, "json" if log_json else "console")
-    ctx.obj = CliState(config_file=config, overrides={"database_url": database_url})
+    level = {0: None, 1: "INFO"}.get(verbose, "DEBUG")
+    fmt = "json" if log_json else None
+    # Until the settings are loaded, the flags or the defaults apply.
+    configure_logging(level or "WARNING", fmt or "console")
+    ctx.obj = CliState(
+        config_file=config,
+        overrides={"database_url": database_url},
+        log_level=level,
+        log_format=fmt,
+    )
 
 
 def _register_commands() -> None:

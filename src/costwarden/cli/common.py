@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from costwarden.config import Settings, load_settings
+from costwarden.logging_setup import configure_logging
 
 # Rich falls back to 80 columns when output is not a terminal, which folds the budget table.
 # Files and CI logs get 120 columns unless COLUMNS is set.
@@ -24,13 +25,21 @@ stderr = Console(stderr=True)
 
 @dataclass
 class CliState:
-    """Global flags, turned into settings when a command needs them."""
+    """Global flags, turned into settings when a command needs them.
+
+    ``log_level`` and ``log_format`` hold the logging flags, None when not given: loading the
+    settings applies their ``log_level`` and ``log_format`` where no flag says otherwise.
+    """
 
     config_file: Path | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    log_level: str | None = None
+    log_format: str | None = None
 
     def settings(self, **command_overrides: Any) -> Settings:
-        return load_settings(self.config_file, **{**self.overrides, **command_overrides})
+        loaded = load_settings(self.config_file, **{**self.overrides, **command_overrides})
+        configure_logging(self.log_level or loaded.log_level, self.log_format or loaded.log_format)
+        return loaded
 
 
 def state(ctx: typer.Context) -> CliState:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
+import socket
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from costwarden.budgets.loader import parse_budget_specs
-from costwarden.cli.common import state, stdout
+from costwarden.cli.common import state, stderr, stdout
 from costwarden.config import Settings
-from costwarden.errors import ConfigError
+from costwarden.errors import ConfigError, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -50,29 +52,70 @@ def serve(
     to finish, then it is marked abandoned.
     """
     settings = _service_settings(ctx, host, port, budgets_file)
+    # Bind before anything else, so a port in use stops serve before budgets or passes.
+    sock = _bind(settings.service.host, settings.service.port)
 
     import uvicorn
 
     from costwarden.service.app import create_app, open_service
 
-    service = open_service(settings)
+    try:
+        service = open_service(settings)
+    except BaseException:
+        sock.close()
+        raise
     app = create_app(service, close_store=True)
     config = uvicorn.Config(
         app,
-        host=settings.service.host,
-        port=settings.service.port,
         log_config=None,
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=HTTP_SHUTDOWN_SECONDS,
     )
-    logger.info(
-        "costwarden serve listening on %s:%d", settings.service.host, settings.service.port
-    )
-    server = uvicorn.Server(config)
-    server.run()
+    server = _server(config)
+    server.run(sockets=[sock])
     if not server.started:
         raise typer.Exit(1)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Return a TCP socket bound to ``host:port``; an address in use or refused stops serve."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on {_address(host, port)}: {exc.strerror or exc}; stop the process "
+            "that uses it or choose another address with --host/--port "
+            "(COSTWARDEN_SERVICE_HOST, COSTWARDEN_SERVICE_PORT)"
+        ) from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _server(config: Any) -> Any:
+    """Return a uvicorn server that says on stderr, at any log level, once it listens."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started and sockets:
+                host, port = sockets[0].getsockname()[:2]
+                url = f"http://{_address(host, port)}"
+                stderr.print(
+                    f"costwarden serve listening on {url} (API docs at {url}/docs)",
+                    highlight=False, soft_wrap=True,
+                )
+
+    return Server(config)
 
 
 def _service_settings(
@@ -119,6 +162,12 @@ def db_current(ctx: typer.Context) -> None:
     store = Store.open(settings.database_url, migrate=False)
     try:
         revision = current_revision(store.engine)
+    except SQLAlchemyError as exc:
+        where = store.engine.url.render_as_string(hide_password=True).split("@")[-1]
+        raise StoreError(
+            f"cannot open database {where}: {type(exc).__name__}: {exc.args[0]}; "
+            "check --database-url or COSTWARDEN_DATABASE_URL"
+        ) from exc
     finally:
         store.close()
     head = head_revision()

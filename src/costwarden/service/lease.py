@@ -57,6 +57,8 @@ class Acquired:
 
     taken_over_from: str | None = None
     previous_run_id: str | None = None
+    reason: str | None = None
+    """Why the previous holder lost the lease, worded for the abandoned run's error."""
 
 
 class PassLeases:
@@ -93,8 +95,11 @@ class PassLeases:
             current = session.scalar(select(PassLease).where(PassLease.tenant == self.tenant))
             if current is None:
                 return None
-            expired = current.expires_at <= now
-            if not (expired or holder_is_gone(current.holder, self.holder)):
+            if holder_is_gone(current.holder, self.holder):
+                reason = f"its holder {current.holder} was found stopped"
+            elif current.expires_at <= now:
+                reason = f"its holder {current.holder} let the lease expire"
+            else:
                 return None
             old_holder, old_run = current.holder, current.run_id
             result = session.execute(
@@ -116,10 +121,10 @@ class PassLeases:
         if result.rowcount != 1:  # type: ignore[attr-defined]
             return None
         logger.warning(
-            "took over the pass lease of tenant %s from %s (run %s)",
-            self.tenant, old_holder, old_run,
+            "took over the pass lease of tenant %s from %s (run %s): %s",
+            self.tenant, old_holder, old_run, reason,
         )
-        return Acquired(old_holder, old_run)
+        return Acquired(old_holder, old_run, reason)
 
     def renew(self) -> bool:
         """Extend the lease; return False when this holder no longer has it."""

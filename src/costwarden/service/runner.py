@@ -17,8 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 
 from costwarden.config import Settings
+from costwarden.errors import StoreError
 from costwarden.pipeline import RunResult, run_pass
 from costwarden.service import telemetry
 from costwarden.service.gauges import refresh_budget_gauges
@@ -34,6 +36,8 @@ logger = logging.getLogger(__name__)
 PassFunction = Callable[..., RunResult]
 POLL_SECONDS = 5.0
 """How often an idle worker looks for runs that other replicas queued."""
+RUN_ID_NAMESPACE = uuid.UUID("5f0c6f0e-4a3b-5d62-9a51-2f6b8c1e7d40")
+"""Namespace of the deterministic run ids of scheduled passes (uuid5 of tenant and fire time)."""
 
 
 class PassRunner:
@@ -69,36 +73,70 @@ class PassRunner:
         """Id of the run this runner is executing, or None when idle."""
         return self._current
 
-    def request(self, trigger: str, scope: RefreshScope | None = None) -> str:
+    def request(
+        self, trigger: str, scope: RefreshScope | None = None, *, key: str | None = None
+    ) -> str:
         """Queue a pass and return its run id, joining a queued pass of the tenant if there is one.
 
         A joined run keeps its trigger; its scope widens to cover the request (no scope means
-        the whole fleet).
+        the whole fleet). A ``start`` request also joins a running pass, so replicas starting
+        together run one pass. ``key`` (the schedule's fire time) makes the run id
+        deterministic: a request whose run already exists, in any status, returns that run.
+        The database allows one queued run per tenant; a request that loses the race for it
+        joins the winner's run.
         """
+        # NOTE: a keyed request that joins a queued run of another id leaves no run under its
+        # key, so a replica whose tick comes after that run started queues a second pass.
+        run_id = self._keyed_id(key) if key is not None else str(uuid.uuid4())
+        for _ in range(3):
+            try:
+                found = self._join_or_queue(trigger, scope, run_id, keyed=key is not None)
+            except IntegrityError:
+                logger.debug("another request queued a run of tenant %s first", self.tenant)
+                continue
+            self._wake.set()
+            return found
+        raise StoreError(
+            f"could not queue a {trigger} pass for tenant {self.tenant}: the queued run kept "
+            "changing under concurrent requests; retry the request"
+        )
+
+    def _keyed_id(self, key: str) -> str:
+        return str(uuid.uuid5(RUN_ID_NAMESPACE, f"{self.tenant}/{key}"))
+
+    def _join_or_queue(
+        self, trigger: str, scope: RefreshScope | None, run_id: str, *, keyed: bool
+    ) -> str:
+        """Join the tenant's queued run (or running one, for ``start``), else add ``run_id``."""
         with self.store.transaction() as session:
+            if keyed and session.get(Run, run_id) is not None:
+                logger.info("%s request found run %s", trigger, run_id)
+                return run_id
+
+            statuses = ("queued", "running") if trigger == "start" else ("queued",)
             # The row lock (PostgreSQL) makes a worker's claim of this run wait for the join.
-            queued = session.scalar(
+            joined = session.scalar(
                 select(Run)
-                .where(Run.tenant == self.tenant, Run.status == "queued")
-                .order_by(Run.started_at)
+                .where(Run.tenant == self.tenant, Run.status.in_(statuses))
+                .order_by(Run.status.desc(), Run.started_at)
                 .limit(1)
                 .with_for_update()
             )
-            if queued is not None:
-                queued.scope = _merge_scopes(queued.scope, scope)
-                run_id = queued.id
-                logger.info("%s request joined queued run %s", trigger, run_id)
-            else:
-                run_id = str(uuid.uuid4())
-                now = datetime.now(UTC)
-                session.add(
-                    Run(
-                        id=run_id, as_of=now, started_at=now, status="queued", trigger=trigger,
-                        tenant=self.tenant, scope=scope.as_json() if scope is not None else None,
-                    )
+            if joined is not None:
+                if joined.status == "queued":
+                    joined.scope = _merge_scopes(joined.scope, scope)
+                logger.info("%s request joined %s run %s", trigger, joined.status, joined.id)
+                return joined.id
+
+            now = datetime.now(UTC)
+            session.add(
+                Run(
+                    id=run_id, as_of=now, started_at=now, status="queued", trigger=trigger,
+                    tenant=self.tenant, scope=scope.as_json() if scope is not None else None,
                 )
-                logger.info("queued %s run %s for tenant %s", trigger, run_id, self.tenant)
-        self._wake.set()
+            )
+            session.flush()
+        logger.info("queued %s run %s for tenant %s", trigger, run_id, self.tenant)
         return run_id
 
     def start(self) -> None:
@@ -222,7 +260,8 @@ class PassRunner:
             logger.debug("tenant %s lease held elsewhere; run %s waits", self.tenant, run.id)
             return False
         if acquired.previous_run_id is not None:
-            self._abandon([acquired.previous_run_id], "its holder's lease expired")
+            reason = acquired.reason or "its holder lost the lease"
+            self._abandon([acquired.previous_run_id], reason)
 
         try:
             claimed = self._claim(run.id)

@@ -51,7 +51,8 @@ async def run_schedule(
             continue
 
         try:
-            run_id = await asyncio.to_thread(runner.request, "schedule")
+            # The fire time keys the run id, so replicas ticking together share one run.
+            run_id = await asyncio.to_thread(runner.request, "schedule", key=due.isoformat())
             logger.info("scheduled pass requested: run %s", run_id)
         except Exception:
             logger.exception("requesting the scheduled pass due at %s failed", due.isoformat())

@@ -31,8 +31,13 @@ class RefreshScope:
 class Runner(Protocol):
     """Starts passes of the main job, one at a time per tenant."""
 
-    def request(self, trigger: str, scope: RefreshScope | None = None) -> str:
-        """Queue a pass (or join the one already queued) and return its run id."""
+    def request(
+        self, trigger: str, scope: RefreshScope | None = None, *, key: str | None = None
+    ) -> str:
+        """Queue a pass (or join the one already queued) and return its run id.
+
+        ``key`` identifies a scheduled pass (its fire time): requests with one key get one run.
+        """
         ...
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -187,6 +188,16 @@ class Run(Base):
     """One pass of the main job."""
 
     __tablename__ = "runs"
+    __table_args__ = (
+        # At most one queued run per tenant: concurrent requests of two replicas join it.
+        Index(
+            "uq_runs_tenant_queued",
+            "tenant",
+            unique=True,
+            sqlite_where=text("status = 'queued'"),
+            postgresql_where=text("status = 'queued'"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     as_of: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -23,6 +23,14 @@ def upgrade() -> None:
         )
         batch.add_column(sa.Column("tenant", sa.String(length=200), nullable=True))
         batch.add_column(sa.Column("scope", sa.JSON(), nullable=True))
+    op.create_index(
+        "uq_runs_tenant_queued",
+        "runs",
+        ["tenant"],
+        unique=True,
+        sqlite_where=sa.text("status = 'queued'"),
+        postgresql_where=sa.text("status = 'queued'"),
+    )
 
     op.create_table(
         "budgets",
@@ -90,6 +98,7 @@ def downgrade() -> None:
     op.drop_table("webhook_events")
     op.drop_table("budget_statuses")
     op.drop_table("budgets")
+    op.drop_index("uq_runs_tenant_queued", table_name="runs")
     with op.batch_alter_table("runs") as batch:
         batch.drop_column("scope")
         batch.drop_column("tenant")
