@@ -56,7 +56,13 @@ class ConfigError(CostwardenError):
 
 
 class BudgetFileError(ConfigError):
-    """A budget file that does not parse or validate."""
+    """A budget file that does not parse or validate.
+
+    ``problems`` lists every validation problem (``budget``, ``field``, ``value``, ``message``)
+    when the file's schema validation found them; otherwise it is None.
+    """
+
+    problems: list[dict[str, object]] | None = None
 
     def __init__(
         self,

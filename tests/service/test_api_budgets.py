@@ -54,7 +54,7 @@ def test_create_read_list(admin: httpx.Client, reader: httpx.Client) -> None:
 
     one = reader.get("/budgets/team-a")
     assert one.status_code == 200
-    assert one.headers["ETag"] == "1"
+    assert one.headers["ETag"] == '"1"'
     assert one.json()["spec"]["currency"] == "EUR"
     assert one.json()["origin"] == "api"
     assert one.json()["status"] is None

@@ -175,7 +175,7 @@ def test_forecast_refresh_and_scope(service: RunningService, reader: httpx.Clien
     assert empty.json()["problem"] is not None
     assert empty.json()["daily"] == []
     assert invalid.status_code == 422
-    assert invalid.json()["error"]["field"] == "scope.labels"
+    assert invalid.json()["error"]["field"] == "query.labels"
 
 
 def _anomaly(anomaly_id: str, last_day: date, **overrides: Any) -> AnomalyRecord:

@@ -144,7 +144,14 @@ def parse_budget_specs(
     try:
         model = BudgetFileModel.model_validate(data)
     except ValidationError as exc:
-        raise BudgetFileError(path, _describe(exc, data, lines)) from exc
+        problems = _problems(exc, data, lines)
+        first = problems[0]
+        error = BudgetFileError(
+            path, _describe(exc, data, lines), field=first["field"], value=first["value"]
+        )
+        error.budget = first["budget"]
+        error.problems = problems
+        raise error from exc
 
     results = []
     seen: set[str] = set()
@@ -234,10 +241,19 @@ def _parse_yaml(text: str, path: Path | str) -> tuple[Any, dict[int, int]]:
 
 
 def _describe(exc: ValidationError, data: Any, lines: dict[int, int]) -> str:
+    problems = [problem["message"] for problem in _problems(exc, data, lines)]
+    if len(problems) == 1:
+        return problems[0]
+    return f"{len(problems)} problems:\n  " + "\n  ".join(problems)
+
+
+def _problems(exc: ValidationError, data: Any, lines: dict[int, int]) -> list[dict[str, Any]]:
+    """Describe each validation error with its budget, field, value and message."""
     problems = []
     for error in exc.errors():
         location = list(error["loc"])
         prefix = ""
+        name = None
         if len(location) >= 2 and location[0] == "budgets" and isinstance(location[1], int):
             index = location[1]
             name = _budget_name(data, index)
@@ -248,17 +264,24 @@ def _describe(exc: ValidationError, data: Any, lines: dict[int, int]) -> str:
         field = ".".join(str(part) for part in location if not _is_union_tag(str(part)))
         value = error.get("input")
         received = ""
-        if not isinstance(value, dict | list):
+        if isinstance(value, dict | list) or error["type"] == "missing":
+            value = None
+        else:
             received = f" (got {value!r})"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "missing":
             message = "missing; this field is required"
         elif error["type"] == "extra_forbidden":
             message = "unknown field; check its spelling"
-        problems.append(f"{prefix}field {field or '<entry>'}: {message}{received}")
-    if len(problems) == 1:
-        return problems[0]
-    return f"{len(problems)} problems:\n  " + "\n  ".join(problems)
+        problems.append(
+            {
+                "budget": name,
+                "field": field or None,
+                "value": value,
+                "message": f"{prefix}field {field or '<entry>'}: {message}{received}",
+            }
+        )
+    return problems
 
 
 def _first_problem(exc: ValidationError) -> tuple[str | None, Any]:

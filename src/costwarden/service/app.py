@@ -24,6 +24,7 @@ from costwarden.budgets.loader import parse_budget_specs
 from costwarden.config import Settings
 from costwarden.errors import ConfigError
 from costwarden.service import api, health, webhooks
+from costwarden.service.api.errors import install_error_handlers
 from costwarden.service.state import ServiceState
 from costwarden.service.telemetry import HTTP_REQUESTS
 from costwarden.store import Store
@@ -68,6 +69,7 @@ def create_app(state: ServiceState, *, close_store: bool = False) -> FastAPI:
     app.include_router(health.router)
     app.include_router(api.router)
     app.include_router(webhooks.router)
+    install_error_handlers(app)
     return app
 
 
@@ -207,6 +209,13 @@ class RequestMetrics:
 
 
 def _route_template(scope: Scope) -> str:
+    """Return the matched route's full path template, such as ``/api/v1/budgets/{name}``."""
+    # NOTE: FastAPI 0.165 keeps routes of included routers under their own path (``/runs``) in
+    # scope["route"]; the full template, with the /api/v1 prefix, is on its effective route
+    # context. Other FastAPI versions may lack it, and the route's own path is used then.
+    context = (scope.get("fastapi") or {}).get("effective_route_context")
+    if context is not None and hasattr(context, "path"):
+        return str(context.path)
     route = scope.get("route")
     if route is not None and hasattr(route, "path"):
         return str(route.path)

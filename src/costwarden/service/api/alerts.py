@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
@@ -10,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from costwarden.errors import NotFoundError
 from costwarden.service.api.deps import PageQuery, Reader, State
 from costwarden.service.api.errors import ERROR_RESPONSES, ApiRoute, json_response
-from costwarden.service.api.models import AlertDetail, AlertSummary, Page
+from costwarden.service.api.models import AlertDetail, AlertSummary, Page, UtcDateTime
 from costwarden.store.service_queries import get_alert, list_alerts
 from costwarden.store.tables import AlertRecord
 
@@ -25,7 +24,11 @@ def get_alerts(
     budget: Annotated[str | None, Query(description="Only alerts of this budget.")] = None,
     severity: Annotated[Literal["info", "warning", "critical"] | None, Query()] = None,
     since: Annotated[
-        datetime | None, Query(description="Only alerts last seen at or after this time.")
+        UtcDateTime | None,
+        Query(
+            description="Only alerts last seen at or after this time; a date or a time without "
+            "an offset is read as UTC."
+        ),
     ] = None,
 ) -> Response:
     with state.store.transaction() as session:

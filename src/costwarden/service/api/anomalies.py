@@ -15,10 +15,12 @@ from costwarden.service.api.deps import Admin, PageQuery, Reader, State
 from costwarden.service.api.errors import ERROR_RESPONSES, ApiRoute, json_response
 from costwarden.service.api.models import (
     AnomalyDetail,
+    AnomalyStatus,
     AnomalySummary,
     FeedbackItem,
     FeedbackRequest,
     Page,
+    UtcDateTime,
 )
 from costwarden.store.service_queries import anomaly_feedback, list_anomalies
 from costwarden.store.tables import AnomalyFeedbackRecord, AnomalyRecord
@@ -34,13 +36,18 @@ def get_anomalies(
     page: PageQuery,
     state: State,
     _: Reader,
-    status: Annotated[str | None, Query(description="ongoing, resolved or new_normal.")] = None,
+    status: Annotated[AnomalyStatus | None, Query()] = None,
     scope: Annotated[
-        str | None, Query(description="Scope key or name, e.g. a cluster name.")
+        str | None,
+        Query(description="Exact scope key or scope name, e.g. a cluster name."),
     ] = None,
     severity: Annotated[Literal["info", "warning", "critical"] | None, Query()] = None,
     since: Annotated[
-        datetime | None, Query(description="Only anomalies last seen at or after it.")
+        UtcDateTime | None,
+        Query(
+            description="Only anomalies last seen at or after this time; a date or a time "
+            "without an offset is read as UTC."
+        ),
     ] = None,
 ) -> Response:
     with state.store.transaction() as session:

@@ -22,6 +22,7 @@ from costwarden.errors import (
     ConflictError,
     NotFoundError,
     PayloadTooLargeError,
+    PreconditionFailedError,
     UnsupportedMediaTypeError,
 )
 from costwarden.service.api.deps import Admin, PageQuery, Reader, State
@@ -42,6 +43,9 @@ from costwarden.store.tables import BudgetStatusRecord, StoredBudget
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["budgets"], route_class=ApiRoute, responses=ERROR_RESPONSES)
+
+ANY_VERSION = -1
+"""Sentinel version for ``If-Match: *``, which matches any stored version of an existing budget."""
 
 YAML_TYPES = (
     "application/yaml",
@@ -94,7 +98,7 @@ def get_budget(
     with state.store.transaction() as session:
         row = _existing(session, name)
         detail = _detail(row, budget_status(session, name))
-    response.headers["ETag"] = str(detail.version)
+    response.headers["ETag"] = _etag(detail.version)
     return detail
 
 
@@ -121,7 +125,7 @@ def create_budget(
         detail = _detail(row, None)
     logger.info("caller %s created budget %s", caller.name, body.name)
     response.headers["Location"] = f"/api/v1/budgets/{quote(body.name, safe='')}"
-    response.headers["ETag"] = str(detail.version)
+    response.headers["ETag"] = _etag(detail.version)
     return detail
 
 
@@ -158,10 +162,17 @@ def replace_budget(
     with state.store.transaction() as session:
         existing = stored.get_budget_spec(session, name)
         _check_api_origin(existing)
+        if expected == ANY_VERSION:
+            if existing is None:
+                raise PreconditionFailedError(
+                    f"If-Match: * needs an existing budget and {name!r} does not exist; "
+                    "send the request without If-Match to create it"
+                )
+            expected = None
         row = stored.put_budget(session, _spec_of(body), "api", expected_version=expected)
         detail = _detail(row, budget_status(session, name))
     response.status_code = 201 if existing is None else 200
-    response.headers["ETag"] = str(detail.version)
+    response.headers["ETag"] = _etag(detail.version)
     logger.info("caller %s wrote budget %s version %d", caller.name, name, detail.version)
     return detail
 
@@ -185,7 +196,7 @@ def remove_budget(
     with state.store.transaction() as session:
         row = _existing(session, name)
         _check_api_origin(row)
-        if expected is not None:
+        if expected is not None and expected != ANY_VERSION:
             stored.check_version(session, name, expected)
         stored.delete_budget(session, name)
     logger.info("caller %s deleted budget %s", caller.name, name)
@@ -342,10 +353,21 @@ def _check_api_origin(row: StoredBudget | None) -> None:
         )
 
 
+def _etag(version: int) -> str:
+    return f'"{version}"'
+
+
 def _version(if_match: str | None) -> int | None:
+    """Return the version that ``If-Match`` expects, ``ANY_VERSION`` for ``*``, or None.
+
+    Both the quoted ETag (``"3"``) and a bare version number (``3``) are accepted.
+    """
     if if_match is None:
         return None
-    text = if_match.strip().removeprefix("W/").strip('"')
+    text = if_match.strip()
+    if text == "*":
+        return ANY_VERSION
+    text = text.removeprefix("W/").strip('"')
     if not text.isdigit():
         raise ApiError(f"If-Match {if_match!r} is not a budget version; send the ETag from GET")
     return int(text)

@@ -6,14 +6,16 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
+from fastapi.exceptions import RequestValidationError
 
 from costwarden.budgets.evaluate import evaluate_budget
 from costwarden.budgets.loader import parse_budget_spec
 from costwarden.budgets.snapshot import status_snapshot
 from costwarden.domain.alert import BudgetStatus
-from costwarden.errors import NotFoundError
+from costwarden.errors import BudgetFileError, NotFoundError
 from costwarden.service.api.deps import Reader, State
 from costwarden.service.api.errors import ERROR_RESPONSES, ApiRoute
+from costwarden.service.api.imports import period_spec
 from costwarden.service.api.models import DailyForecastPoint, ForecastResponse, ScopeForecast
 from costwarden.store.budgets import get_budget_spec
 from costwarden.store.service_queries import budget_status
@@ -71,7 +73,13 @@ def scope_forecast(
         str | None, Query(description="Namespace, within cluster when set.")
     ] = None,
     labels: Annotated[str | None, Query(description="Label selector, e.g. team=core.")] = None,
-    period: Annotated[Literal["weekly", "monthly", "quarterly", "yearly"], Query()] = "monthly",
+    period: Annotated[
+        str,
+        Query(
+            description="weekly, monthly, quarterly, yearly, or a custom range "
+            "START..END such as 2026-12-01..2026-12-31 (both days inclusive)."
+        ),
+    ] = "monthly",
     currency: Annotated[str, Query(description="ISO 4217 code of the cost data.")] = "USD",
     timezone: Annotated[str, Query(description="IANA time zone of the period boundaries.")] = "UTC",
     source: Annotated[Literal["palette", "focus"] | None, Query(description="Cost source.")] = None,
@@ -90,17 +98,44 @@ def scope_forecast(
         "name": "scope-forecast",
         "scope": scope,
         "amount": _SCOPE_AMOUNT,
-        "period": period,
+        "period": period_spec(period),
         "currency": currency,
         "timezone": timezone,
     }
     if source is not None:
         spec["source"] = source
-    budget, _ = parse_budget_spec(spec, "query")
+    budget = _scope_budget(spec)
 
     with state.store.transaction() as session:
         status = evaluate_budget(session, budget, datetime.now(UTC), state.settings)
     return _scope_forecast(status, scope)
+
+
+def _scope_budget(spec: dict[str, Any]) -> Any:
+    """Validate the query as a budget; errors name the query parameter, not the budget."""
+    try:
+        budget, _ = parse_budget_spec(spec, "query")
+    except BudgetFileError as exc:
+        field = exc.field or "query"
+        parameter = field.removeprefix("scope.").partition(".")[0]
+        message = str(exc).partition(f"field {field}: ")[2] or str(exc)
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("query", parameter),
+                    "msg": message,
+                    "input": _query_value(spec, parameter, exc.value),
+                }
+            ]
+        ) from exc
+    return budget
+
+
+def _query_value(spec: dict[str, Any], parameter: str, fallback: Any) -> Any:
+    if parameter == "period" and isinstance(spec["period"], dict):
+        return f"{spec['period']['start']}..{spec['period']['end']}"
+    return spec.get(parameter, spec["scope"].get(parameter, fallback))
 
 
 def _stored(session: Any, name: str) -> ForecastResponse:

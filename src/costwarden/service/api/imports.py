@@ -114,7 +114,7 @@ def _row_spec(
         if key in cells:
             spec[key] = cells[key]
     if "period" in cells:
-        spec["period"] = _period(cells["period"])
+        spec["period"] = period_spec(cells["period"])
     if "thresholds" in cells:
         try:
             spec["thresholds"] = _thresholds(cells["thresholds"])
@@ -125,7 +125,8 @@ def _row_spec(
         _, canonical = parse_budget_spec(spec, f"{filename}, row {row}")
     except BudgetFileError as exc:
         column = _column_of(exc.field)
-        return {}, _problem(filename, row, name, column, exc.value, str(exc), full=True)
+        value = cells.get("period") if column == "period" else exc.value
+        return {}, _problem(filename, row, name, column, value, str(exc), full=True)
     return canonical, None
 
 
@@ -140,7 +141,8 @@ def _duplicate(
     return None
 
 
-def _period(text: str) -> Any:
+def period_spec(text: str) -> Any:
+    """Return a period name as is and ``START..END`` as ``{start, end}``."""
     match = _CUSTOM_PERIOD.match(text)
     if match is None:
         return text

@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 T = TypeVar("T")
 
 MAX_PAGE = 500
+
+AnomalyStatus = Literal["ongoing", "resolved", "new_normal"]
+RunStatus = Literal["queued", "running", "succeeded", "failed", "abandoned"]
+RunTrigger = Literal["schedule", "api", "webhook", "start", "cli"]
+
+
+def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
+"""A timestamp in UTC; a date (midnight) or a time without an offset is read as UTC."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +171,8 @@ class AnomalyDetail(AnomalySummary):
 
 
 class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     verdict: Literal["expected", "problem"] = Field(
         description="expected: suppress later anomalies of this scope and cause; problem: confirm."
     )
@@ -192,6 +208,8 @@ class RecommendationPage(Page[dict[str, Any]]):
 
 
 class RunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     clusters: list[str] | None = Field(
         None, description="Cluster names or uids to fetch again; none: the whole fleet."
     )

@@ -11,7 +11,14 @@ from sqlalchemy import select
 from costwarden.errors import NotFoundError
 from costwarden.service.api.deps import Admin, PageQuery, Reader, State
 from costwarden.service.api.errors import ERROR_RESPONSES, ApiRoute, json_response
-from costwarden.service.api.models import Page, RunAccepted, RunDetail, RunRequest
+from costwarden.service.api.models import (
+    Page,
+    RunAccepted,
+    RunDetail,
+    RunRequest,
+    RunStatus,
+    RunTrigger,
+)
 from costwarden.service.state import RefreshScope, ServiceState
 from costwarden.store.service_queries import list_runs
 from costwarden.store.tables import Cluster, Run
@@ -26,12 +33,8 @@ def get_runs(
     page: PageQuery,
     state: State,
     _: Reader,
-    status: Annotated[
-        str | None, Query(description="queued, running, succeeded, failed, abandoned.")
-    ] = None,
-    trigger: Annotated[
-        str | None, Query(description="schedule, api, webhook, start or cli.")
-    ] = None,
+    status: Annotated[RunStatus | None, Query()] = None,
+    trigger: Annotated[RunTrigger | None, Query()] = None,
 ) -> Response:
     with state.store.transaction() as session:
         found = list_runs(
