@@ -19,7 +19,9 @@ import pytest
 import yaml
 
 from costwarden.budgets.loader import parse_budgets
+from costwarden.cli.serve import HTTP_SHUTDOWN_SECONDS
 from costwarden.config import Settings, load_settings
+from costwarden.service.app import TASK_STOP_SECONDS
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 CHART = DEPLOY / "helm" / "costwarden"
@@ -107,6 +109,7 @@ def test_values_match_schema() -> None:
         ({"image": {"repository": ""}}, "image.repository"),
         ({"service": {"type": "Ingress", "port": 8080}}, "service.type"),
         ({"containerPort": 80}, "containerPort"),
+        ({"config": {"service": {"port": 8080}}}, "config.service.port"),
         ({"podSecurityContext": {"runAsNonRoot": False}}, "podSecurityContext.runAsNonRoot"),
         ({"secret": {"eventSecrets": ["not-a-whsec"]}}, "secret.eventSecrets.0"),
         ({"secret": {"apiKeys": [{"name": "ci"}]}}, "secret.apiKeys.0"),
@@ -138,7 +141,7 @@ def test_deployment_matches_values() -> None:
     assert container["image"] == f"{values['image']['repository']}:{_chart()['appVersion']}"
     assert container["imagePullPolicy"] == values["image"]["pullPolicy"]
     assert container["ports"][0]["containerPort"] == values["containerPort"]
-    assert container["args"][-1] == str(values["containerPort"])
+    assert container["args"] == ["serve"]
     assert container["resources"] == values["resources"]
     assert container["securityContext"] == values["securityContext"]
     assert pod["securityContext"] == values["podSecurityContext"]
@@ -212,7 +215,9 @@ def test_configmap_matches_values() -> None:
     data = _manifests()["ConfigMap"]["data"]
     values = _values()
 
-    assert yaml.safe_load(data["config.yaml"]) == values["config"]
+    expected = copy.deepcopy(values["config"])
+    expected["service"]["port"] = values["containerPort"]
+    assert yaml.safe_load(data["config.yaml"]) == expected
     assert yaml.safe_load(data["budgets.yaml"]) == values["budgets"]
     assert yaml.safe_load(data["policies.yaml"]) == values["policies"]
     assert parse_budgets(data["budgets.yaml"], "budgets.yaml") == []
@@ -221,12 +226,9 @@ def test_configmap_matches_values() -> None:
 def test_secret_keys_match_template() -> None:
     template = (CHART / "templates" / "secret.yaml").read_text()
     keys = set(re.findall(r"^  (COSTWARDEN_[A-Z_]+):", template, re.MULTILINE))
-    unconditional = set(re.findall(r"^  (COSTWARDEN_[A-Z_]+):.*toJson", template, re.MULTILINE))
 
-    manifest_keys = set(_manifests()["Secret"]["stringData"])
+    manifest = _manifests()["Secret"]
 
-    assert manifest_keys == unconditional
-    assert manifest_keys <= keys
     assert keys == {
         "COSTWARDEN_DATABASE_URL",
         "COSTWARDEN_PALETTE_API_KEY",
@@ -234,6 +236,47 @@ def test_secret_keys_match_template() -> None:
         "COSTWARDEN_SERVICE_EVENT_SECRETS",
         "COSTWARDEN_SERVICE_API_KEYS",
     }
+    # The default values set no secret, so the rendered Secret has no keys.
+    assert not manifest.get("stringData")
+    assert not manifest.get("data")
+
+
+def test_secret_keys_only_when_set() -> None:
+    """Each key of the Secret template sits inside a ``with`` block on its own value."""
+    lines = (CHART / "templates" / "secret.yaml").read_text().splitlines()
+    guards = {
+        "COSTWARDEN_DATABASE_URL": "databaseUrl",
+        "COSTWARDEN_PALETTE_API_KEY": "paletteApiKey",
+        "COSTWARDEN_SERVICE_PALETTE_WEBHOOK_SECRET": "paletteWebhookSecret",
+        "COSTWARDEN_SERVICE_EVENT_SECRETS": "eventSecrets",
+        "COSTWARDEN_SERVICE_API_KEYS": "apiKeys",
+    }
+    for index, line in enumerate(lines):
+        match = re.match(r"^  (COSTWARDEN_[A-Z_]+):", line)
+        if match is None:
+            continue
+        value = guards[match.group(1)]
+        assert lines[index - 1].strip() == f"{{{{- with .Values.secret.{value} }}}}", line
+        assert lines[index + 1].strip() == "{{- end }}", line
+    extra = lines.index("  {{- range $name, $value := .Values.secret.extraEnv }}")
+    assert lines[extra + 1].strip() == "{{- if $value }}"
+
+
+def test_secret_keeps_config_secrets(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Secrets set in the config value survive the default Secret in the environment."""
+    config = yaml.safe_load(_manifests()["ConfigMap"]["data"]["config.yaml"])
+    config["service"]["event_secrets"] = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
+    config["service"]["api_keys"] = [{"name": "ci", "key": "k-1", "role": "admin"}]
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("COSTWARDEN_CONFIG", str(path))
+    for key, value in (_manifests()["Secret"].get("stringData") or {}).items():
+        monkeypatch.setenv(key, value)
+
+    settings = load_settings(path)
+
+    assert len(settings.service.event_secrets) == 1
+    assert [key.name for key in settings.service.api_keys] == ["ci"]
 
 
 def test_secret_keys_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -263,7 +306,7 @@ def test_configmap_settings_load(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     config = tmp_path / "config.yaml"
     config.write_text(_manifests()["ConfigMap"]["data"]["config.yaml"])
     monkeypatch.setenv("COSTWARDEN_CONFIG", str(config))
-    for key, value in _manifests()["Secret"]["stringData"].items():
+    for key, value in (_manifests()["Secret"].get("stringData") or {}).items():
         monkeypatch.setenv(key, value)
 
     settings = load_settings(config)
@@ -273,6 +316,29 @@ def test_configmap_settings_load(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert settings.budgets_file == Path("/etc/costwarden/budgets.yaml")
     assert settings.database_url == "sqlite:////var/lib/costwarden/costwarden.db"
     assert settings.service.event_secrets == []
+
+
+def test_port_has_one_source() -> None:
+    values = _values()
+    template = (CHART / "templates" / "configmap.yaml").read_text()
+
+    assert "port" not in values["config"]["service"]
+    assert '$_ := set $service "port" (int .Values.containerPort)' in template
+    assert "toYaml $config" in template
+    deployment = (CHART / "templates" / "deployment.yaml").read_text()
+    assert re.search(r"^ +args:\n +- serve\n +ports:$", deployment, re.MULTILINE)
+
+
+def test_termination_grace_covers_shutdown(tmp_path: Path) -> None:
+    """Kubernetes waits for the worst-case shutdown: HTTP, then tasks, then the pass grace."""
+    config = tmp_path / "config.yaml"
+    config.write_text(_manifests()["ConfigMap"]["data"]["config.yaml"])
+    grace = load_settings(config).service.shutdown_grace_seconds
+    worst_case = HTTP_SHUTDOWN_SECONDS + TASK_STOP_SECONDS + grace
+    pod = _manifests()["Deployment"]["spec"]["template"]["spec"]
+
+    assert _values()["terminationGracePeriodSeconds"] > worst_case
+    assert pod["terminationGracePeriodSeconds"] > worst_case
 
 
 def test_dockerfile_runs_unprivileged() -> None:

@@ -39,7 +39,9 @@ class RecordingRunner:
         self.requests: list[tuple[str, RefreshScope | None]] = []
         self._lock = threading.Lock()
 
-    def request(self, trigger: str, scope: RefreshScope | None = None) -> str:
+    def request(
+        self, trigger: str, scope: RefreshScope | None = None, *, key: str | None = None
+    ) -> str:
         with self._lock:
             self.requests.append((trigger, scope))
         return "run-queued-1"
@@ -466,6 +468,7 @@ def test_cost_facts_invalid_record_rejects_event(
     body = response.json()
     assert body["record"] == 2
     assert body["field"] == field
+    assert body["value"] == value
     assert "record 2" in body["detail"]
     assert repr(value) in body["detail"]
     with store.transaction() as session:
@@ -495,8 +498,86 @@ def test_unknown_type_rejected(make_service: ServiceFactory) -> None:
 
     assert response.status_code == 422
     assert "cost.facts" in response.json()["detail"]
-    assert replay.json()["status"] == "duplicate"
+    assert response.json()["value"] == "invoice.paid"
+    assert replay.status_code == 422
+    assert replay.json() == response.json()
     assert service.rows()[0].type == "invoice.paid"
+
+
+def test_rejected_id_stays_rejected(make_service: ServiceFactory, store: Store) -> None:
+    service = make_service()
+    bad = {"type": "cost.facts", "data": {"records": _records("1", "ten")}}
+    fixed = {"type": "cost.facts", "data": {"records": _records("1", "10")}}
+
+    first = service.event("msg_fix", bad)
+    same = service.event("msg_fix", bad)
+    corrected_same_id = service.event("msg_fix", fixed)
+    corrected_new_id = service.event("msg_fix_2", fixed)
+    service.drain()
+
+    assert first.status_code == 422
+    expected = {
+        "status": "failed",
+        "id": "msg_fix",
+        "detail": first.json()["detail"],
+        "record": 1,
+        "field": "data.records.1.amount",
+        "value": "ten",
+    }
+    assert first.json() == expected
+    assert same.status_code == 422
+    assert same.json() == expected
+    assert corrected_same_id.status_code == 422
+    assert corrected_same_id.json() == expected
+    assert corrected_new_id.json() == {"status": "accepted", "id": "msg_fix_2"}
+    with store.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(CostFact)) == 2
+
+
+def test_missing_field_value_is_null(make_service: ServiceFactory) -> None:
+    service = make_service()
+    records = [{"day": "2026-11-01", "currency": "USD"}]
+
+    response = service.event("msg_missing", {"type": "cost.facts", "data": {"records": records}})
+
+    assert response.status_code == 422
+    assert response.json()["field"] == "data.records.0.amount"
+    assert response.json()["value"] is None
+    assert "got" not in response.json()["detail"]
+
+
+def test_exact_decimal_value_echoed(make_service: ServiceFactory) -> None:
+    service = make_service()
+    body = (
+        b'{"type": "cost.facts", "data": {"records": [{"day": "2026-11-01", '
+        b'"amount": 1.00000000000000000001, "currency": "USD"}]}}'
+    )
+
+    response = service.event("msg_digits", body)
+
+    assert response.status_code == 422
+    assert response.json()["value"] == "1.00000000000000000001"
+
+
+def test_accepted_id_replay_stays_duplicate(make_service: ServiceFactory) -> None:
+    # An event accepted at intake and failed later by the worker was answered 202 once, so a
+    # replay of its id gets 202 duplicate too.
+    service = make_service()
+
+    def failing(trigger: str, scope: RefreshScope | None = None) -> str:
+        from costwarden.errors import StoreError
+
+        raise StoreError("database is read-only")
+
+    service.runner.request = failing  # type: ignore[method-assign]
+    first = service.event("msg_late_fail", {"type": "refresh.requested", "data": {}})
+    service.drain()
+    replay = service.event("msg_late_fail", {"type": "refresh.requested", "data": {}})
+
+    assert first.status_code == 202
+    assert service.rows()[0].status == "failed"
+    assert replay.status_code == 202
+    assert replay.json() == {"status": "duplicate", "id": "msg_late_fail"}
 
 
 def test_invalid_json_rejected(make_service: ServiceFactory) -> None:
@@ -538,6 +619,59 @@ def test_cluster_event_stored(make_service: ServiceFactory, store: Store) -> Non
     assert stored[0].created_at == datetime(2026, 11, 30, 13, 2, tzinfo=UTC)
     assert stored[0].severity == "Warning"
     assert stored[0].source_component == "webhook"
+
+
+@pytest.mark.parametrize("sent", ["2026-11-30T14:02:00", "2026-11-30 14:02"])
+def test_cluster_event_needs_utc_offset(
+    make_service: ServiceFactory, store: Store, sent: str
+) -> None:
+    service = make_service()
+    payload = {
+        "type": "cluster.event",
+        "data": {"cluster_uid": "c-1a2b3c", "reason": "Scaled", "message": "", "time": sent},
+    }
+
+    response = service.event("msg_naive", payload)
+    service.drain()
+
+    assert response.status_code == 422
+    assert response.json()["field"] == "data.time"
+    assert response.json()["value"] == sent
+    assert "timezone" in response.json()["detail"]
+    with store.transaction() as session:
+        stored = events_between(
+            session,
+            start=datetime(2026, 11, 29, tzinfo=UTC),
+            end=datetime(2026, 12, 2, tzinfo=UTC),
+            cluster_uids=["c-1a2b3c"],
+        )
+    assert stored == []
+
+
+def test_stored_naive_cluster_event_read_as_utc(make_service: ServiceFactory, store: Store) -> None:
+    # A pending row from before intake required a UTC offset is still applied, as UTC.
+    service = make_service()
+    data = {
+        "cluster_uid": "c-1a2b3c",
+        "reason": "Scaled",
+        "message": "",
+        "time": "2026-11-30T14:02:00",
+    }
+    with store.transaction() as session:
+        payload = {"type": "cluster.event", "data": data}
+        insert_event(session, event_row("stored_naive", "events", "cluster.event", payload))
+
+    service.drain()
+
+    assert service.rows()[0].status == "done"
+    with store.transaction() as session:
+        stored = events_between(
+            session,
+            start=datetime(2026, 11, 30, tzinfo=UTC),
+            end=datetime(2026, 12, 1, tzinfo=UTC),
+            cluster_uids=["c-1a2b3c"],
+        )
+    assert [event.created_at for event in stored] == [datetime(2026, 11, 30, 14, 2, tzinfo=UTC)]
 
 
 def test_two_workers_process_each_event_once(make_service: ServiceFactory, store: Store) -> None:

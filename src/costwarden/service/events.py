@@ -23,7 +23,14 @@ from decimal import Decimal
 from time import monotonic
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+)
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -107,7 +114,7 @@ class ClusterEventData(BaseModel):
     cluster_uid: str = Field(min_length=1, max_length=64)
     reason: str = Field(min_length=1, max_length=128)
     message: str = Field(max_length=10_000)
-    time: datetime = Field(description="When it happened, ISO 8601 with a UTC offset.")
+    time: AwareDatetime = Field(description="When it happened, ISO 8601 with a UTC offset.")
     severity: str = Field("Normal", min_length=1, max_length=32)
     cluster_name: str | None = Field(None, min_length=1, max_length=255)
     involved_kind: str = Field("SpectroCluster", min_length=1, max_length=64)
@@ -187,6 +194,10 @@ def _payload_error(exc: ValidationError, prefix: str) -> WebhookPayloadError:
     field = prefix + ".".join(str(part) for part in location)
     value = first.get("input")
     received = "" if isinstance(value, dict | list) else f" (got {value!r})"
+    if first["type"] == "missing":
+        # pydantic reports the enclosing object as the input of a missing field.
+        value = None
+        received = ""
     more = f"; {len(errors) - 1} more invalid fields" if len(errors) > 1 else ""
     where = f"record {record}, field {field}" if record is not None else f"field {field}"
     message = first["msg"].removeprefix("Value error, ")
@@ -568,13 +579,17 @@ def _cost_record(record: CostFactIn, uids: dict[str, str]) -> CostRecord:
 
 
 def _store_cluster_event(session: Session, item: _Pending) -> None:
-    data = ClusterEventData.model_validate(item.payload["data"])
-    created = data.time if data.time.tzinfo else data.time.replace(tzinfo=UTC)
+    stored = dict(item.payload["data"])
+    stamp = stored.get("time")
+    # Rows stored while intake still accepted a time without an offset keep their UTC reading.
+    if isinstance(stamp, str) and datetime.fromisoformat(stamp).tzinfo is None:
+        stored["time"] = stamp + "+00:00"
+    data = ClusterEventData.model_validate(stored)
     event = ClusterEvent(
         uid="webhook-" + hashlib.sha256(item.id.encode()).hexdigest()[:48],
         cluster_uid=data.cluster_uid,
         cluster_name=data.cluster_name,
-        created_at=created.astimezone(UTC),
+        created_at=data.time.astimezone(UTC),
         reason=data.reason,
         message=data.message,
         severity=data.severity,

@@ -27,6 +27,7 @@ from costwarden.errors import WebhookPayloadError
 from costwarden.service import events
 from costwarden.service.state import ServiceState, service_state
 from costwarden.service.telemetry import WEBHOOKS_RECEIVED
+from costwarden.store.tables import WebhookEvent
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,8 @@ The body is `{"type": ..., "timestamp": ..., "data": {...}}`. Types:
   `{"type": "refresh.requested", "data": {"clusters": ["prod-eu-1"], "days": 2}}`
 
 Invalid data gets a 422 response with the record index, field and value, and the event is
-stored as failed.
+stored as failed. A later delivery with the same `webhook-id` gets the same 422 response, so a
+corrected event needs a new id.
 """
 
 _ACCEPTED = {
@@ -151,7 +153,10 @@ def _store_palette_alert(state: ServiceState, event_id: str, body: bytes) -> boo
     description=EVENTS_DESCRIPTION,
     responses={
         **_ACCEPTED,
-        422: {"description": "Unknown type or invalid data; stored as failed."},
+        422: {
+            "description": "Unknown type or invalid data; stored as failed, and every later "
+            "delivery with the same webhook-id gets this response again."
+        },
     },
 )
 async def signed_event(request: Request, state: State) -> JSONResponse:
@@ -174,8 +179,7 @@ async def signed_event(request: Request, state: State) -> JSONResponse:
     except SQLAlchemyError as exc:
         _unavailable("events", exc)
     if not new:
-        _count("events", "duplicate")
-        return _accepted({"status": "duplicate", "id": event_id})
+        return await _replayed(state, event_id)
     _count("events", "accepted")
     return _accepted({"status": "accepted", "id": event_id})
 
@@ -234,8 +238,13 @@ def _unauthorized(reason: str) -> NoReturn:
 async def _reject_payload(
     state: ServiceState, event_id: str, body: bytes, exc: WebhookPayloadError
 ) -> JSONResponse:
-    """Store a verified but invalid event as failed and respond 422, or duplicate on a replay."""
-    payload = {"body": body.decode("utf-8", errors="replace")}
+    """Store a verified but invalid event as failed and respond 422.
+
+    A later delivery with the same id gets the same 422 response from the stored row, whatever
+    its body, because the id is the idempotency key. A corrected event needs a new id.
+    """
+    rejection = _rejection(exc)
+    payload = {"body": body.decode("utf-8", errors="replace"), "rejection": rejection}
     row = events.event_row(
         event_id,
         "events",
@@ -250,16 +259,54 @@ async def _reject_payload(
     except SQLAlchemyError as exc:
         _unavailable("events", exc)
     if not new:
+        return await _replayed(state, event_id)
+    _count("events", "invalid")
+    logger.warning("signed event %s rejected: %s", event_id, exc)
+    return _unprocessable(event_id, str(exc), rejection)
+
+
+def _rejection(exc: WebhookPayloadError) -> dict[str, Any]:
+    """Return the record, field and value of a payload error as JSON, without the absent ones."""
+    rejection: dict[str, Any] = {}
+    if exc.record is not None:
+        rejection["record"] = exc.record
+    if exc.field is not None:
+        rejection["field"] = exc.field
+        # Amounts arrive as Decimal; a string keeps every digit.
+        rejection["value"] = json.loads(json.dumps(exc.value, default=str))
+    return rejection
+
+
+def _unprocessable(event_id: str, detail: str, rejection: dict[str, Any]) -> JSONResponse:
+    body = {"status": "failed", "id": event_id, "detail": detail, **rejection}
+    return JSONResponse(body, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+async def _replayed(state: ServiceState, event_id: str) -> JSONResponse:
+    """Respond to a delivery whose id is stored: 422 again when it was rejected, else duplicate."""
+    try:
+        stored = await run_in_threadpool(_stored_rejection, state, event_id)
+    except SQLAlchemyError as exc:
+        _unavailable("events", exc)
+    if stored is None:
         _count("events", "duplicate")
         return _accepted({"status": "duplicate", "id": event_id})
     _count("events", "invalid")
-    logger.warning("signed event %s rejected: %s", event_id, exc)
-    detail: dict[str, Any] = {"status": "failed", "id": event_id, "detail": str(exc)}
-    if exc.record is not None:
-        detail["record"] = exc.record
-    if exc.field is not None:
-        detail["field"] = exc.field
-    return JSONResponse(detail, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+    detail, rejection = stored
+    return _unprocessable(event_id, detail, rejection)
+
+
+def _stored_rejection(state: ServiceState, event_id: str) -> tuple[str, dict[str, Any]] | None:
+    """Return the error and rejection of a signed event stored as invalid, or None."""
+    with state.store.transaction() as session:
+        row = session.get(WebhookEvent, event_id)
+        if row is None or row.source != "events" or row.status != "failed":
+            return None
+        payload = row.payload if isinstance(row.payload, dict) else {}
+        # Rows rejected at intake store the raw body; accepted events store type and data.
+        if "body" not in payload:
+            return None
+        return row.error or "the event was rejected", dict(payload.get("rejection") or {})
 
 
 def _claimed_type(body: bytes) -> str:
