@@ -489,7 +489,7 @@ class ApiKeySettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, description="Who holds the key; logged with each call.")
+    name: str = Field(min_length=1, description="Name of the key's owner, logged with each call.")
     key: SecretStr | None = Field(None, description="The key itself (prefer sha256).")
     sha256: str | None = Field(
         None, pattern=r"^[0-9a-f]{64}$", description="Lower-case hex SHA-256 of the key."

@@ -201,7 +201,7 @@ def test_serve_prints_listening_line(tmp_path: Path) -> None:
 
 
 def _read_until(stream: Any, text: str) -> tuple[str, list[str]]:
-    """Return the first line of ``stream`` that holds ``text`` and the JSON log lines before it."""
+    """Return the first line of ``stream`` that contains ``text`` and the JSON log lines before it."""
     seen: list[str] = []
     for line in stream:
         if text in line:

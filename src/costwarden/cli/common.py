@@ -28,7 +28,7 @@ class CliState:
     """Global flags, turned into settings when a command needs them.
 
     ``log_level`` and ``log_format`` hold the logging flags, None when not given: loading the
-    settings applies their ``log_level`` and ``log_format`` where no flag says otherwise.
+    settings applies their ``log_level`` and ``log_format`` unless a flag sets them.
     """
 
     config_file: Path | None = None

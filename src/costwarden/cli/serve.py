@@ -101,7 +101,7 @@ def _address(host: str, port: int) -> str:
 
 
 def _server(config: Any) -> Any:
-    """Return a uvicorn server that says on stderr, at any log level, once it listens."""
+    """Return a uvicorn server that prints one line to stderr, at any log level, once it listens."""
     import uvicorn
 
     class Server(uvicorn.Server):

@@ -58,7 +58,7 @@ class Acquired:
     taken_over_from: str | None = None
     previous_run_id: str | None = None
     reason: str | None = None
-    """Why the previous holder lost the lease, worded for the abandoned run's error."""
+    """Reason the previous holder lost the lease, worded for the abandoned run's error."""
 
 
 class PassLeases:

@@ -1,4 +1,4 @@
-"""What the routes of one service process share: settings, the store and the pass runner."""
+"""Shared state of one service process: settings, the store and the pass runner."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from costwarden.store import Store
 
 @dataclass(frozen=True, slots=True)
 class RefreshScope:
-    """Which clusters a targeted refresh fetches again; empty means the whole fleet."""
+    """Clusters that a targeted refresh fetches again. Empty means the whole fleet."""
 
     cluster_uids: tuple[str, ...] = ()
     cluster_names: tuple[str, ...] = ()

@@ -410,7 +410,10 @@ class WebhookEvent(Base):
 
 
 class PassLease(Base):
-    """Who may run a pass for a tenant. A lease that is not renewed in time can be taken over."""
+    """The holder allowed to run a pass for a tenant.
+
+    A lease that is not renewed in time can be taken over.
+    """
 
     __tablename__ = "pass_leases"
 

@@ -46,7 +46,7 @@ class ErrorDetail(BaseModel):
     message: str = Field(description="What failed and what to do about it.")
     row: int | None = Field(None, description="CSV row of an import (the header is row 1).")
     budget: str | None = Field(None, description="Budget the error is about.")
-    field: str | None = Field(None, description="Field or column that holds the invalid value.")
+    field: str | None = Field(None, description="Field or column that contains the invalid value.")
     value: Any = Field(None, description="The invalid value as received.")
     problems: list[dict[str, Any]] | None = Field(
         None, description="Every problem found when there are several."
