@@ -640,6 +640,153 @@ class ServiceSettings(BaseModel):
         return secrets
 
 
+NOTICE_KINDS = ("budget", "anomaly", "quota", "recommendation")
+SEVERITIES = ("info", "warning", "critical")
+
+
+class RouteSettings(BaseModel):
+    """One routing rule: alerts that match every given condition go to its channels.
+
+    A channel name may hold a ``{label}`` placeholder filled from the alert's scope labels, so
+    ``slack-{team}`` sends a ``team=payments`` alert to the channel named ``slack-payments``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, description="Name of the rule, shown in delivery records.")
+    kinds: list[Literal["budget", "anomaly", "quota", "recommendation"]] | None = Field(
+        None, description="Alert kinds the rule takes; all when unset."
+    )
+    min_severity: Literal["info", "warning", "critical"] = Field(
+        "info", description="Lowest severity the rule takes."
+    )
+    budgets: list[str] | None = Field(
+        None, description="Budget name patterns (shell globs such as prod-*); all when unset."
+    )
+    labels: dict[str, str | list[str]] = Field(
+        default_factory=dict,
+        description="Scope labels that must match, e.g. {env: production, team: [a, b]}; "
+        "'*' means the label is present.",
+    )
+    channels: list[str] = Field(min_length=1, description="Channel names to send to.")
+    stop: bool = Field(False, description="Skip the rules after this one when it matches.")
+
+
+class NoiseSettings(BaseModel):
+    """When an alert is sent again, grouped into a digest or resolved."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    probability_change: float = Field(
+        0.10, ge=0, le=1, description="Exceedance probability change that re-notifies (absolute)."
+    )
+    breach_date_shift_days: int = Field(
+        3, ge=0, description="Days the predicted breach date must move to re-notify."
+    )
+    overspend_change: float = Field(
+        0.20, ge=0, description="Relative change of the expected overspend that re-notifies."
+    )
+    digest_below: Literal["info", "warning", "critical"] | None = Field(
+        "warning",
+        description="Alerts below this severity go to a daily digest instead; unset sends all.",
+    )
+    digest_time: str = Field("08:00", description="Local time of the daily digest, HH:MM.")
+    digest_timezone: str = Field("UTC", description="IANA time zone of digest_time.")
+    resolve_notices: bool = Field(
+        True, description="Send a resolve notice when an alert that was sent goes away."
+    )
+    snooze_hours: int = Field(24, ge=1, description="Hours a Snooze button silences an alert.")
+
+    @field_validator("digest_time")
+    @classmethod
+    def _hh_mm(cls, value: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError(f"{value!r} is not a time of day as HH:MM, e.g. 08:00")
+        return value
+
+
+class DeliverySettings(BaseModel):
+    """How the delivery worker sends outbox rows and when it gives up on one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(
+        12, ge=1, description="Attempts before a row moves to the dead-letter state."
+    )
+    max_age_hours: float = Field(
+        72.0, gt=0, description="Hours after which an undelivered row moves to dead-letter."
+    )
+    backoff_base_seconds: float = Field(
+        5.0, ge=0, description="First retry delay; it doubles per attempt, with jitter."
+    )
+    backoff_max_seconds: float = Field(3600.0, ge=0, description="Longest retry delay.")
+    poll_seconds: float = Field(1.0, gt=0, description="Worker wait between outbox scans.")
+    batch_size: int = Field(200, ge=1, description="Rows the worker claims per scan.")
+    concurrency: int = Field(
+        8, ge=1, le=64, description="Channels the worker sends to at the same time."
+    )
+    approval_poll_minutes: float = Field(
+        5.0, gt=0, description="Minutes between reads of ticket approval states (ServiceNow)."
+    )
+
+
+class NotifySettings(BaseModel):
+    """Notification channels, routing rules, noise control and delivery."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    public_url: str | None = Field(
+        None,
+        description="Base URL of the service as people reach it; messages link the full alert "
+        "and signed approval links here.",
+    )
+    link_secret: SecretStr | None = Field(
+        None,
+        description="Key that signs approval links (Teams, email); a literal, {env: NAME} or "
+        "{file: PATH}. Links are off when unset.",
+    )
+    link_ttl_hours: int = Field(24, ge=1, le=168, description="Hours an approval link is valid.")
+    owner_labels: list[str] = Field(
+        default_factory=lambda: ["owner", "team"],
+        description="Scope labels whose values name the owners shown in messages.",
+    )
+    channels: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Channels by name; each has a type and that type's settings "
+        "(see the channel sections below).",
+    )
+    routes: list[RouteSettings] = Field(
+        default_factory=list, description="Routing rules, tried in order."
+    )
+    noise: NoiseSettings = Field(default_factory=NoiseSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+
+    @field_validator("link_secret", mode="before")
+    @classmethod
+    def _secret_reference(cls, value: Any) -> Any:
+        from costwarden.notify.secrets import _resolve
+
+        return _resolve(value)
+
+    @model_validator(mode="after")
+    def _known_channels(self) -> NotifySettings:
+        from costwarden.notify import CHANNELS
+
+        for name, options in self.channels.items():
+            try:
+                CHANNELS.validate(name, options)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        for route in self.routes:
+            for channel in route.channels:
+                if "{" not in channel and channel not in self.channels:
+                    raise ValueError(
+                        f"route {route.name!r} sends to channel {channel!r}, which "
+                        f"notify.channels does not define"
+                    )
+        return self
+
+
 class Settings(BaseSettings):
     """All costwarden settings."""
 
@@ -673,6 +820,7 @@ class Settings(BaseSettings):
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     recommend: RecommendSettings = Field(default_factory=RecommendSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
     @classmethod
     def settings_customise_sources(

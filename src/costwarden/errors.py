@@ -24,6 +24,10 @@ code and the HTTP status it maps to, as the ``exit_code`` and ``http_status`` at
     │           └── PrometheusTimeoutError  the request timed out on every attempt
     ├── StoreError                the database could not be opened or migrated exit 5
     ├── ForecastError             a forecast could not be computed            exit 6
+    ├── DeliveryError             a notification channel refused or failed    exit 7
+    │   ├── RetryableDeliveryError    429, 5xx or a transport failure: try again later
+    │   └── PermanentDeliveryError    any other refusal: retrying cannot help
+    ├── CallbackError             an inbound approval callback that fails its checks HTTP 401
     └── ApiError                  a REST API request that cannot be served    HTTP 400
         ├── AuthenticationError       missing or invalid credentials          HTTP 401
         ├── PermissionDeniedError     the caller's role is too low            HTTP 403
@@ -289,6 +293,51 @@ class ForecastError(CostwardenError):
 
     exit_code = 6
     http_status = 500
+
+
+class DeliveryError(CostwardenError):
+    """A notification channel did not take a message.
+
+    ``channel`` is the configured channel name and ``status`` the HTTP status, when there was one.
+    Messages never include the channel's secrets: URLs are reduced to their host.
+    """
+
+    exit_code = 7
+    http_status = 502
+
+    def __init__(self, message: str, *, channel: str, status: int | None = None) -> None:
+        self.channel = channel
+        self.status = status
+        super().__init__(message)
+
+
+class RetryableDeliveryError(DeliveryError):
+    """A failure worth retrying: 429, a 5xx or a transport error.
+
+    ``retry_after`` is the wait in seconds the service asked for, or ``None``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        channel: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, channel=channel, status=status)
+
+
+class PermanentDeliveryError(DeliveryError):
+    """A refusal that a retry cannot fix: bad credentials, a deleted channel, an invalid body."""
+
+
+class CallbackError(CostwardenError):
+    """An inbound callback (Slack button, Teams link, Jira webhook) that fails verification."""
+
+    exit_code = 3
+    http_status = 401
 
 
 class ApiError(CostwardenError):

@@ -23,7 +23,7 @@ from costwarden import __version__
 from costwarden.budgets.loader import parse_budget_specs
 from costwarden.config import Settings
 from costwarden.errors import ConfigError
-from costwarden.service import api, health, webhooks
+from costwarden.service import api, callbacks, health, webhooks
 from costwarden.service.api.errors import install_error_handlers
 from costwarden.service.state import ServiceState
 from costwarden.service.telemetry import HTTP_REQUESTS
@@ -69,6 +69,7 @@ def create_app(state: ServiceState, *, close_store: bool = False) -> FastAPI:
     app.include_router(health.router)
     app.include_router(api.router)
     app.include_router(webhooks.router)
+    app.include_router(callbacks.router)
     install_error_handlers(app)
     return app
 

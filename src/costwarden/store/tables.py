@@ -434,3 +434,90 @@ class RecommendationReportRecord(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     source: Mapped[str] = mapped_column(String(16))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class OutboxRecord(Base):
+    """One message waiting for, or done with, delivery to one channel.
+
+    Rows are written in the transaction that records the alert, so an alert is never stored
+    without its messages. ``status`` is pending, sending, sent, dead (gave up; visible in the
+    API and ``costwarden deliveries``) or cancelled (the alert was snoozed or resolved first).
+    A row in ``sending`` whose ``claimed_until`` has passed is taken again by any worker.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_channel", "channel", "status"),
+        Index("ix_outbox_alert", "alert_id", "channel"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(200))
+    alert_id: Mapped[str | None] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(16))
+    route: Mapped[str | None] = mapped_column(String(200))
+    notices: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    external_ref: Mapped[str | None] = mapped_column(String(500))
+
+
+class NotificationRecord(Base):
+    """What each channel was last told about each alert: the basis of deduplication.
+
+    ``probability``, ``breach_date`` and ``overspend`` are the values of the last notice sent,
+    which the next pass compares to decide whether the change is material. ``notice`` is the
+    latest notice, kept for resolve notices and digests. ``digest_pending`` marks an alert
+    waiting for the channel's next digest.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_channel_state", "channel", "state"),)
+
+    alert_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    budget: Mapped[str | None] = mapped_column(String(255))
+    period_key: Mapped[str] = mapped_column(String(64))
+    route: Mapped[str | None] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str] = mapped_column(String(16))
+    probability: Mapped[float | None] = mapped_column(Float)
+    breach_date: Mapped[date | None] = mapped_column(Date)
+    overspend: Mapped[float | None] = mapped_column(Float)
+    notice: Mapped[dict[str, Any]] = mapped_column(JSON)
+    external_ref: Mapped[str | None] = mapped_column(String(500))
+    digest_pending: Mapped[bool] = mapped_column(default=False)
+    first_notified_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_notified_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AlertResponseRecord(Base):
+    """A decision made in a channel on an alert: approve, reject or snooze.
+
+    ``dedupe_key`` is unique, so a callback that arrives twice is recorded once.
+    """
+
+    __tablename__ = "alert_responses"
+    __table_args__ = (UniqueConstraint("dedupe_key", name="uq_alert_responses_dedupe"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    alert_id: Mapped[str] = mapped_column(String(64), index=True)
+    channel: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(255))
+    dedupe_key: Mapped[str] = mapped_column(String(255))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -1,0 +1,1 @@
+"""Channel type email (being built)."""

@@ -1,0 +1,1 @@
+"""Channel type jira (being built)."""

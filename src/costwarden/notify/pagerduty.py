@@ -1,0 +1,1 @@
+"""Channel type pagerduty (being built)."""

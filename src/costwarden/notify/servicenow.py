@@ -1,0 +1,1 @@
+"""Channel type servicenow (being built)."""

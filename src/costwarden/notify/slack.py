@@ -1,0 +1,1 @@
+"""Channel type slack (being built)."""

@@ -1,0 +1,1 @@
+"""Channel type teams (being built)."""

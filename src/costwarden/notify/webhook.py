@@ -1,0 +1,1 @@
+"""Channel type webhook (being built)."""

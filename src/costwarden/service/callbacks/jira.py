@@ -1,0 +1,5 @@
+"""Callback routes: jira (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""Callback routes: links (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

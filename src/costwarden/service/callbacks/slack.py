@@ -1,0 +1,5 @@
+"""Callback routes: slack (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
