@@ -704,6 +704,17 @@ class NoiseSettings(BaseModel):
             raise ValueError(f"{value!r} is not a time of day as HH:MM, e.g. 08:00")
         return value
 
+    @field_validator("digest_timezone")
+    @classmethod
+    def _known_digest_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone such as Europe/Berlin") from None
+        return value
+
 
 class DeliverySettings(BaseModel):
     """How the delivery worker sends outbox rows and when it gives up on one."""
@@ -758,8 +769,21 @@ class NotifySettings(BaseModel):
     routes: list[RouteSettings] = Field(
         default_factory=list, description="Routing rules, tried in order."
     )
-    noise: NoiseSettings = Field(default_factory=NoiseSettings)
-    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    recommendation_severity: Literal["info", "warning", "critical"] = Field(
+        "info", description="Severity of recommendation notices."
+    )
+    recommendation_min_savings_per_month: Decimal = Field(
+        Decimal("0"),
+        ge=0,
+        description="Savings per month, in the report's currency, below which a recommendation "
+        "gets no notice.",
+    )
+    noise: NoiseSettings = Field(
+        default_factory=NoiseSettings, description="Deduplication, digests and resolve notices."
+    )
+    delivery: DeliverySettings = Field(
+        default_factory=DeliverySettings, description="Retries, dead letters and worker pacing."
+    )
 
     @field_validator("link_secret", mode="before")
     @classmethod

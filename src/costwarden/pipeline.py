@@ -25,6 +25,7 @@ from costwarden.domain.anomaly import AnomalyReport
 from costwarden.domain.budget import Budget
 from costwarden.domain.cost import IngestReport
 from costwarden.errors import SourceError
+from costwarden.notify.outbox import PassNotifier
 from costwarden.quota import (
     QuotaAlert,
     QuotaReport,
@@ -68,6 +69,8 @@ class RunResult:
     anomalies: AnomalyReport | None = None
     anomaly_alerts: tuple[dict[str, object], ...] = ()
     recommendations: RecommendOutcome | None = None
+    queued: int = 0
+    """Outbox rows that the pass queued for the notification channels."""
 
     @property
     def quota_alerts(self) -> tuple[QuotaAlert, ...]:
@@ -106,6 +109,7 @@ def run_pass(
     started_at = datetime.now(UTC)
     clock = time.monotonic()
     _record_run(store, run_id, as_of, started_at, trigger, tenant, scope)
+    notifier = PassNotifier(settings.notify, started_at)
 
     try:
         reports: tuple[IngestReport, ...] = ()
@@ -123,11 +127,14 @@ def run_pass(
         )
         recommendations = _recommend(store, settings, as_of, progress)
         alerts = _with_actions(store, settings, alerts, recommendations)
-        _record_alerts(store, run_id, alerts)
-        quota = _evaluate_quotas(store, settings, run_id, as_of, started_at)
-        anomalies, anomaly_alerts = _evaluate_anomalies(store, settings, run_id, as_of, started_at)
+        _record_alerts(store, run_id, alerts, statuses, notifier)
+        quota = _evaluate_quotas(store, settings, run_id, as_of, started_at, notifier)
+        anomalies, anomaly_alerts = _evaluate_anomalies(
+            store, settings, run_id, as_of, started_at, notifier
+        )
         _record_statuses(store, run_id, statuses)
-        _record_recommendations(store, run_id, recommendations, started_at)
+        _record_recommendations(store, run_id, recommendations, started_at, notifier)
+        notifier.collect_digests(store)
     except Exception as exc:
         _fail_run(store, run_id, exc)
         raise
@@ -137,12 +144,12 @@ def run_pass(
     fired = len(alerts) + quota_count + len(anomaly_alerts)
     _finish_run(store, run_id, finished_at, len(budgets), fired)
     logger.info(
-        "pass %s done: %d budgets, %d alerts, %.1f s",
-        run_id, len(budgets), len(alerts), time.monotonic() - clock,
+        "pass %s done: %d budgets, %d alerts, %d notifications queued, %.1f s",
+        run_id, len(budgets), len(alerts), notifier.queued, time.monotonic() - clock,
     )
     return RunResult(
         run_id, as_of, started_at, finished_at, reports, statuses, alerts, quota, anomalies,
-        anomaly_alerts, recommendations,
+        anomaly_alerts, recommendations, notifier.queued,
     )
 
 
@@ -246,14 +253,23 @@ def _with_actions(
 
 
 def _evaluate_quotas(
-    store: Store, settings: Settings, run_id: str, as_of: datetime, generated_at: datetime
+    store: Store,
+    settings: Settings,
+    run_id: str,
+    as_of: datetime,
+    generated_at: datetime,
+    notifier: PassNotifier,
 ) -> QuotaReport | None:
-    """Project stored usage against quotas and record the alerts; None when disabled."""
+    """Project stored usage against quotas, record the alerts and queue their notifications.
+
+    Returns None when quota projection is disabled.
+    """
     if not settings.quota.enabled:
         return None
     with store.transaction() as session:
         report = evaluate_quotas(session, settings, as_of, generated_at)
         record_quota_alerts(session, run_id, report.alerts)
+        notifier.quota(session, [quota_payload(alert) for alert in report.alerts])
     return report
 
 
@@ -287,9 +303,17 @@ class _FallbackUsage:
 
 
 def _evaluate_anomalies(
-    store: Store, settings: Settings, run_id: str, as_of: datetime, generated_at: datetime
+    store: Store,
+    settings: Settings,
+    run_id: str,
+    as_of: datetime,
+    generated_at: datetime,
+    notifier: PassNotifier,
 ) -> tuple[AnomalyReport | None, tuple[dict[str, object], ...]]:
-    """Detect cost and utilisation anomalies, record them, and return the alert payloads."""
+    """Detect cost and utilisation anomalies, record them, and return the alert payloads.
+
+    The notifications of the anomaly alerts are queued in the transaction that records them.
+    """
     if not settings.anomaly.enabled:
         return None, ()
     with ExitStack() as stack:
@@ -297,9 +321,11 @@ def _evaluate_anomalies(
         with store.transaction() as session:
             report = evaluate_anomalies(session, settings, as_of, generated_at, usage_source=usage)
             record_anomalies(session, run_id, report, settings.anomaly, generated_at)
-    payloads = tuple(
-        anomaly_payload(anomaly, settings.anomaly, generated_at) for anomaly in report.anomalies
-    )
+            payloads = tuple(
+                anomaly_payload(anomaly, settings.anomaly, generated_at)
+                for anomaly in report.anomalies
+            )
+            notifier.anomalies(session, payloads)
     return report, payloads
 
 
@@ -368,11 +394,22 @@ def _fail_run(store: Store, run_id: str, exc: Exception) -> None:
             run.error = f"{exc.__class__.__name__}: {exc}"
 
 
-def _record_alerts(store: Store, run_id: str, alerts: Sequence[Alert]) -> None:
-    """Upsert each alert on its stable id, keeping the time it was first seen."""
+def _record_alerts(
+    store: Store,
+    run_id: str,
+    alerts: Sequence[Alert],
+    statuses: Sequence[BudgetStatus],
+    notifier: PassNotifier,
+) -> None:
+    """Upsert each alert on its stable id, keeping the time it was first seen.
+
+    The notifications of the budget alerts are queued in the same transaction.
+    """
     with store.transaction() as session:
+        payloads = []
         for alert in alerts:
             payload = alert_payload(alert)
+            payloads.append(payload)
             record = session.get(AlertRecord, alert.alert_id)
             if record is None:
                 record = AlertRecord(
@@ -387,6 +424,8 @@ def _record_alerts(store: Store, run_id: str, alerts: Sequence[Alert]) -> None:
             record.payload = payload
             record.last_seen = alert.generated_at
             record.run_id = run_id
+        evaluated = [status.budget.name for status in statuses if status.problem is None]
+        notifier.budgets(session, payloads, evaluated)
 
 
 def _record_statuses(store: Store, run_id: str, statuses: Sequence[BudgetStatus]) -> None:
@@ -405,12 +444,20 @@ def _record_statuses(store: Store, run_id: str, statuses: Sequence[BudgetStatus]
 
 
 def _record_recommendations(
-    store: Store, run_id: str, outcome: RecommendOutcome, created_at: datetime
+    store: Store,
+    run_id: str,
+    outcome: RecommendOutcome,
+    created_at: datetime,
+    notifier: PassNotifier,
 ) -> None:
-    """Store the pass's recommendations as the list that ``recommend --json`` prints."""
+    """Store the pass's recommendations as the list that ``recommend --json`` prints.
+
+    Their notifications are queued in the same transaction when the pass produced a report.
+    """
     report = outcome.report
+    items = [item.to_dict() for item in outcome.items]
     payload: dict[str, object] = {
-        "items": [item.to_dict() for item in outcome.items],
+        "items": items,
         "note": outcome.note,
         "currency": report.currency if report is not None else None,
         "total_per_day": format(report.total_per_day, "f") if report is not None else None,
@@ -427,3 +474,5 @@ def _record_recommendations(
                 payload=payload,
             )
         )
+        if report is not None:
+            notifier.recommendations(session, items)

@@ -248,7 +248,7 @@ def test_payload_carries_component_and_validates(sqlite_fleet, calendar):
     assert [alert.kind for alert in alerts] == ["budget_forecast", "budget_actual"]
 
     jsonschema.validate(payload, SCHEMA, format_checker=jsonschema.FormatChecker())
-    assert payload["schema_version"] == "1.3"
+    assert payload["schema_version"] == "1.4"
     scheduled = payload["forecast"]["scheduled"]
     assert scheduled["total"] == 460.0
     weekly = [o for o in scheduled["occurrences"] if o["name"] == "Weekly training"]

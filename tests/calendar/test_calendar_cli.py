@@ -82,7 +82,7 @@ def test_calendar_shifts_forecast_by_its_cost(first_run):
     assert scheduled.returncode == 0, scheduled.stderr
     without = _forecast_alert(json.loads(plain.stdout), "ml-training-monthly")
     shifted = _forecast_alert(json.loads(scheduled.stdout), "ml-training-monthly")
-    assert without["schema_version"] == "1.3"
+    assert without["schema_version"] == "1.4"
     assert without["forecast"]["scheduled"] is None
     difference = shifted["forecast"]["mean_total"] - without["forecast"]["mean_total"]
     assert difference == pytest.approx(465.41, abs=0.02)

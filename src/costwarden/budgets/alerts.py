@@ -11,7 +11,7 @@ from costwarden.domain.budget import Threshold
 from costwarden.domain.cost import quantize_money
 from costwarden.domain.recommendation import Recommendation
 
-PAYLOAD_SCHEMA_VERSION = "1.3"
+PAYLOAD_SCHEMA_VERSION = "1.4"
 
 
 def crossed_thresholds(status: BudgetStatus, generated_at: datetime) -> list[Alert]:
@@ -120,6 +120,7 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
             "timezone": budget.period.timezone,
             "owner": budget.owner,
             "description": budget.description,
+            "labels": dict(budget.labels),
         },
         "threshold": {
             "type": alert.threshold.basis,
