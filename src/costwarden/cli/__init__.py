@@ -68,10 +68,23 @@ def main_options(
 
 
 def _register_commands() -> None:
-    from costwarden.cli import anomalies, backtest, budgets, ingest, recommend, run, serve, sim
+    from costwarden.cli import (
+        anomalies,
+        backtest,
+        budgets,
+        deliveries,
+        ingest,
+        recommend,
+        run,
+        serve,
+        sim,
+    )
     from costwarden.cli import config as config_commands
 
-    modules = (run, ingest, budgets, sim, backtest, anomalies, recommend, serve, config_commands)
+    modules = (
+        run, ingest, budgets, sim, backtest, anomalies, recommend, deliveries, serve,
+        config_commands,
+    )
     for module in modules:
         module.register(app)
 

@@ -12,6 +12,7 @@ import typer
 
 from costwarden.budgets import load_budgets
 from costwarden.cli.common import print_json, state, stderr, stdout
+from costwarden.cli.deliveries import drain_outbox, report_line
 from costwarden.cli.render import (
     alert_panel,
     anomaly_section,
@@ -145,12 +146,22 @@ def run(
         bool,
         typer.Option("--fail-on-alert", help=f"Exit with {ALERTS_FIRED_EXIT_CODE} when an alert fires."),
     ] = False,
+    deliver: Annotated[
+        bool,
+        typer.Option(
+            "--deliver/--no-deliver",
+            help="After the pass, send the queued notifications to the channels in notify.channels.",
+        ),
+    ] = True,
 ) -> None:
     """Ingest from Palette (or use stored data), forecast every budget, and report alerts."""
     settings = state(ctx).settings(calendar_file=calendar)
     budgets = load_budgets(resolve_budget_file(budgets_file, settings))
     check_calendar(settings)
     result = execute(settings, budgets, parse_as_of(as_of), ingest=not no_ingest, as_json=as_json)
+    if deliver and settings.notify.channels:
+        report = drain_outbox(settings, progress=False)
+        stderr.print(f"Notifications: {report_line(report)}", highlight=False)
     if fail_on_alert and (result.alerts or result.quota_alerts or result.anomaly_alerts):
         raise typer.Exit(ALERTS_FIRED_EXIT_CODE)
 

@@ -1,9 +1,10 @@
 """The FastAPI application of ``costwarden serve``, with its start-up and shutdown steps.
 
 Start-up imports the budget file, marks runs left by a stopped process as abandoned, starts the
-pass runner, the schedule and the webhook worker, then reports ready. Shutdown stops the
-schedule and the worker, gives a running pass ``shutdown_grace_seconds`` to finish and then
-abandons it, and closes the store when the application owns it.
+pass runner, the delivery worker (when notification channels are configured), the schedule and
+the webhook worker, then reports ready. Shutdown stops the schedule and the webhook worker,
+gives a running pass ``shutdown_grace_seconds`` to finish and then abandons it, stops the
+delivery worker, and closes the store when the application owns it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from starlette.routing import Match
@@ -29,6 +30,9 @@ from costwarden.service.state import ServiceState
 from costwarden.service.telemetry import HTTP_REQUESTS
 from costwarden.store import Store
 from costwarden.store.budgets import import_budgets
+
+if TYPE_CHECKING:
+    from costwarden.notify.worker import DeliveryWorker
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +84,7 @@ def _lifespan_for(close_store: bool) -> Callable[[FastAPI], Any]:
         state: ServiceState = app.state.service
         stop = asyncio.Event()
         await asyncio.to_thread(_prepare, state)
+        delivery = await asyncio.to_thread(start_delivery_worker, state)
         tasks = _start_tasks(state, stop)
         if state.settings.service.run_on_start:
             run_id = await asyncio.to_thread(state.runner.request, "start")
@@ -91,6 +96,8 @@ def _lifespan_for(close_store: bool) -> Callable[[FastAPI], Any]:
         finally:
             state.ready = False
             await _shutdown(state, stop, tasks)
+            if delivery is not None:
+                await asyncio.to_thread(delivery.stop)
             if close_store:
                 state.store.close()
             logger.info("costwarden service stopped")
@@ -109,6 +116,20 @@ def _prepare(state: ServiceState) -> None:
             logger.warning("marked %d runs of stopped processes abandoned", len(abandoned))
     if hasattr(runner, "start"):
         runner.start()
+
+
+def start_delivery_worker(state: ServiceState) -> DeliveryWorker | None:
+    """Start the delivery worker thread when notify.channels configures any channel."""
+    notify = state.settings.notify
+    if not notify.channels:
+        logger.info("no notification channels configured (notify.channels); outbox rows wait")
+        return None
+    from costwarden.notify.channels import build_channels
+    from costwarden.notify.worker import DeliveryWorker
+
+    worker = DeliveryWorker(state.store, notify, build_channels(notify))
+    worker.start()
+    return worker
 
 
 def import_budget_file(state: ServiceState) -> None:

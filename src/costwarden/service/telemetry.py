@@ -78,3 +78,20 @@ HTTP_REQUESTS = Histogram(
     ["method", "route", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+
+DELIVERIES = Counter(
+    "costwarden_deliveries_total",
+    "Outbox rows the delivery worker handled, by channel and outcome (sent, retried, dead, "
+    "deferred).",
+    ["channel", "outcome"],
+)
+OUTBOX_ROWS = Gauge(
+    "costwarden_outbox_rows",
+    "Outbox rows by status (pending, sending, sent, dead, cancelled) at the last worker scan.",
+    ["status"],
+)
+DEAD_LETTERS = Gauge(
+    "costwarden_outbox_dead_letters",
+    "Outbox rows in the dead-letter state, by channel, at the last worker scan.",
+    ["channel"],
+)
