@@ -1,5 +1,282 @@
-"""Callback routes: links (being built)."""
+"""Signed approval links: ``GET /actions/{token}`` asks, ``POST /actions/{token}`` decides.
 
-from fastapi import APIRouter
+Teams cards and emails carry ``Action.OpenUrl`` links signed by ``notify.links.LinkSigner``.
+A GET changes nothing, because mail and chat link scanners fetch every URL; it shows a small
+page with a button that sends the POST. The POST records the decision once: a second use of
+the same link gets 409 "already used", and an approve or reject of an alert that someone
+already decided gets 409 "already decided". A forged, malformed or expired link gets 401.
 
-router = APIRouter()
+NOTE: anyone who holds a link can use it. The landing page does not yet sign people in, and
+the approver list that would authorize them is not built yet.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from costwarden.errors import CallbackError
+from costwarden.notify.links import LinkClaims, LinkSigner
+from costwarden.notify.registry import InboundResponse
+from costwarden.notify.responses import DEFAULT_SNOOZE_HOURS, record_response
+from costwarden.service.state import ServiceState, service_state
+from costwarden.store.tables import AlertResponseRecord, NotificationRecord
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(tags=["callbacks"])
+
+State = Annotated[ServiceState, Depends(service_state)]
+
+SNOOZE_CHOICES = (4, 24, 72, 168)
+"""Hours the snooze page offers."""
+DECISIONS = ("approve", "reject")
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+}
+"""The token in the URL is a credential: no caching, no Referer, no indexing, no scripts."""
+VERBS = {"approve": "Approve", "reject": "Reject", "snooze": "Snooze"}
+PAST = {"approve": "approved", "reject": "rejected", "snooze": "snoozed"}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The result of recording a decision.
+
+    ``status`` is recorded, duplicate (this dedupe key was seen) or decided (the alert already
+    has an approval or a rejection). ``record`` is the new record, the earlier one with the
+    same key, or the earlier decision.
+    """
+
+    status: str
+    record: AlertResponseRecord
+
+    @property
+    def created(self) -> bool:
+        return self.status == "recorded"
+
+
+def record_decision(session: Session, response: InboundResponse) -> Outcome:
+    """Record a decision unless its dedupe key was seen or the alert is already decided.
+
+    Approve and reject are decisions and the first one wins; snooze can be repeated. The
+    alert's notification rows are locked first (SELECT FOR UPDATE on PostgreSQL), so two
+    replicas cannot both record a first decision for an alert that has them.
+    """
+    earlier = session.scalar(
+        select(AlertResponseRecord).where(AlertResponseRecord.dedupe_key == response.dedupe_key)
+    )
+    if earlier is not None:
+        return Outcome("duplicate", earlier)
+
+    if response.action in DECISIONS:
+        session.execute(
+            select(NotificationRecord.alert_id)
+            .where(NotificationRecord.alert_id == response.alert_id)
+            .with_for_update()
+        )
+        decided = _decision_of(session, response.alert_id)
+        if decided is not None:
+            return Outcome("decided", decided)
+
+    record, created = record_response(session, response)
+    return Outcome("recorded" if created else "duplicate", record)
+
+
+def _decision_of(session: Session, alert_id: str) -> AlertResponseRecord | None:
+    """Return the first approval or rejection of an alert, or ``None``."""
+    return session.scalar(
+        select(AlertResponseRecord)
+        .where(
+            AlertResponseRecord.alert_id == alert_id,
+            AlertResponseRecord.action.in_(DECISIONS),
+        )
+        .order_by(AlertResponseRecord.received_at)
+        .limit(1)
+    )
+
+
+def _signer(state: ServiceState) -> LinkSigner | None:
+    notify = state.settings.notify
+    if notify.link_secret is None or not notify.public_url:
+        return None
+    return LinkSigner(notify.link_secret.get_secret_value(), notify.public_url,
+                      notify.link_ttl_hours)
+
+
+@router.get("/actions/{token}", response_class=HTMLResponse, summary="Approval link page")
+async def link_page(token: str, state: State) -> HTMLResponse:
+    """Show what the link decides and a button that confirms it; nothing is recorded."""
+    claims, failure = _verify(state, token)
+    if failure is not None:
+        return failure
+    assert claims is not None
+
+    try:
+        title, used = await run_in_threadpool(_page_facts, state, claims)
+    except SQLAlchemyError as exc:
+        return _unavailable(exc)
+    if used is not None:
+        return _already_page(used)
+    return _page(200, f"{VERBS[claims.action]} alert?", _confirm_body(claims, title))
+
+
+@router.post("/actions/{token}", response_class=HTMLResponse, summary="Approval link decision")
+async def link_decision(
+    token: str,
+    request: Request,
+    state: State,
+    hours: Annotated[int | None, Form()] = None,
+) -> HTMLResponse:
+    """Record the decision of a link once; a second use gets 409."""
+    claims, failure = _verify(state, token)
+    if failure is not None:
+        return failure
+    assert claims is not None
+
+    snooze_hours = None
+    if claims.action == "snooze":
+        snooze_hours = hours if hours in SNOOZE_CHOICES else DEFAULT_SNOOZE_HOURS
+    response = InboundResponse(
+        alert_id=claims.alert_id,
+        channel=claims.channel,
+        action=claims.action,
+        actor="signed link",
+        dedupe_key=claims.dedupe_key,
+        received_at=datetime.now(UTC),
+        snooze_hours=snooze_hours,
+        detail=_request_detail(request, claims),
+    )
+    try:
+        outcome = await run_in_threadpool(_record, state, response)
+    except SQLAlchemyError as exc:
+        return _unavailable(exc)
+    if not outcome.created:
+        return _already_page(outcome)
+    return _page(200, f"Alert {PAST[claims.action]}", _done_body(claims, outcome.record))
+
+
+def _verify(state: ServiceState, token: str) -> tuple[LinkClaims | None, HTMLResponse | None]:
+    signer = _signer(state)
+    if signer is None:
+        return None, _page(404, "Approval links are off",
+                           "<p>This service has no notify.link_secret or notify.public_url, so "
+                           "it accepts no approval links.</p>")
+    try:
+        return signer.verify(token), None
+    except CallbackError as exc:
+        logger.warning("approval link rejected: %s", exc)
+        return None, _page(401, "Invalid approval link", f"<p>{html.escape(str(exc))}</p>")
+
+
+def _page_facts(
+    state: ServiceState, claims: LinkClaims
+) -> tuple[str | None, Outcome | None]:
+    """Return the alert's title, and the earlier use of this link or the alert's decision."""
+    with state.store.transaction() as session:
+        used = session.scalar(
+            select(AlertResponseRecord)
+            .where(AlertResponseRecord.dedupe_key == claims.dedupe_key)
+        )
+        decided = None
+        if used is None and claims.action in DECISIONS:
+            decided = _decision_of(session, claims.alert_id)
+        notice = session.scalar(
+            select(NotificationRecord.notice).where(
+                NotificationRecord.alert_id == claims.alert_id,
+                NotificationRecord.channel == claims.channel,
+            )
+        )
+        title = notice.get("title") if isinstance(notice, dict) else None
+    if used is not None:
+        return title, Outcome("duplicate", used)
+    if decided is not None:
+        return title, Outcome("decided", decided)
+    return title, None
+
+
+def _record(state: ServiceState, response: InboundResponse) -> Outcome:
+    with state.store.transaction() as session:
+        return record_decision(session, response)
+
+
+def _request_detail(request: Request, claims: LinkClaims) -> dict[str, Any]:
+    client = request.client.host if request.client else None
+    return {
+        "via": "link",
+        "token_id": claims.token_id,
+        "client": client,
+        "user_agent": request.headers.get("user-agent", "")[:200],
+    }
+
+
+def _confirm_body(claims: LinkClaims, title: str | None) -> str:
+    verb = VERBS[claims.action]
+    about = f"<p><strong>{html.escape(title)}</strong></p>" if title else ""
+    choice = ""
+    if claims.action == "snooze":
+        options = "".join(
+            f'<option value="{h}"{" selected" if h == DEFAULT_SNOOZE_HOURS else ""}>{h} hours'
+            "</option>"
+            for h in SNOOZE_CHOICES
+        )
+        choice = f'<p><label>Snooze for <select name="hours">{options}</select></label></p>'
+    return (
+        f"{about}<p>Alert <code>{html.escape(claims.alert_id)}</code>, sent to channel "
+        f"{html.escape(claims.channel)}. This link is valid until "
+        f"{claims.expires_at:%Y-%m-%d %H:%M} UTC and works once.</p>"
+        f'<form method="post">{choice}<button type="submit">{verb}</button></form>'
+    )
+
+
+def _done_body(claims: LinkClaims, record: AlertResponseRecord) -> str:
+    text = f"<p>Alert <code>{html.escape(claims.alert_id)}</code> is {PAST[claims.action]}."
+    if record.snoozed_until is not None:
+        text += f" Messages about it pause until {record.snoozed_until:%Y-%m-%d %H:%M} UTC."
+    return text + "</p>"
+
+
+def _already_page(outcome: Outcome) -> HTMLResponse:
+    record = outcome.record
+    when = f"{record.received_at:%Y-%m-%d %H:%M} UTC"
+    if outcome.status == "decided":
+        body = (f"<p>Alert <code>{html.escape(record.alert_id)}</code> was already "
+                f"{PAST.get(record.action, record.action)} by {html.escape(record.actor)} on "
+                f"{when}. Nothing changed.</p>")
+        return _page(409, "Already decided", body)
+    body = f"<p>This link was already used on {when}. Nothing changed.</p>"
+    return _page(409, "Link already used", body)
+
+
+def _unavailable(exc: SQLAlchemyError) -> HTMLResponse:
+    logger.error("approval link: the database failed: %s", exc)
+    response = _page(503, "Try again later",
+                     "<p>The decision could not be read or stored. Open the link again in a "
+                     "minute.</p>")
+    response.headers["Retry-After"] = "30"
+    return response
+
+
+def _page(status: int, title: str, body: str) -> HTMLResponse:
+    document = (
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width\">"
+        f"<title>{html.escape(title)} · costwarden</title>"
+        "<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;"
+        "padding:0 1rem}button{font-size:1rem;padding:.5rem 1.5rem}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
+    return HTMLResponse(document, status_code=status, headers=PAGE_HEADERS)
