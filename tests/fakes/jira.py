@@ -29,11 +29,9 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
-import uvicorn
+from fakes.loopback import LoopbackServer
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-
-from costwarden.simulator.server import LOOPBACK, bind_socket, uvicorn_config
 
 EMAIL = "finops-bot@example.com"
 API_TOKEN = "fake-jira-token-7d41"
@@ -43,7 +41,6 @@ REQUEST_TYPE_ID = "25"
 MAX_SUMMARY_CHARS = 255
 MAX_TEXT_FIELD_CHARS = 32_767
 PRIORITIES = ("Highest", "High", "Medium", "Low", "Lowest")
-START_TIMEOUT_SECONDS = 10.0
 
 # Statuses of the fake's workflow: id -> (name, status category key).
 STATUSES = {
@@ -109,15 +106,13 @@ class FakeJira:
         self._ids = itertools.count(10042)
         self._numbers = itertools.count(17)
         self._lock = threading.Lock()
-        self._socket: Any = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._loopback: LoopbackServer | None = None
         self.app = self._build_app()
 
     @property
     def url(self) -> str:
-        assert self._socket is not None, "the fake is not running"
-        return f"http://{LOOPBACK}:{self._socket.getsockname()[1]}"
+        assert self._loopback is not None, "the fake is not running"
+        return self._loopback.url
 
     def channel_options(self, **overrides: Any) -> dict[str, Any]:
         """Return ``notify.channels`` options of a jira channel aimed at this fake."""
@@ -385,17 +380,8 @@ class FakeJira:
         return f"{self.url}/rest/api/3/issue/{issue.id}"
 
     def __enter__(self) -> Self:
-        self._socket = bind_socket(LOOPBACK, 0)
-        self._server = uvicorn.Server(uvicorn_config(self.app))
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the fake Jira did not start")
-            time.sleep(0.01)
+        self._loopback = LoopbackServer(self.app, "the fake Jira")
+        self._loopback.start()
         return self
 
     def __exit__(
@@ -404,10 +390,8 @@ class FakeJira:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        assert self._server is not None and self._thread is not None
-        self._server.should_exit = True
-        self._thread.join(10)
-        self._socket.close()
+        assert self._loopback is not None
+        self._loopback.stop()
 
 
 def issue_updated_event(issue: FakeIssue, before: str, account_id: str) -> dict[str, Any]:

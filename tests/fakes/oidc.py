@@ -8,22 +8,17 @@ key. ``jwks_requests`` counts how often the key set was fetched, to check cachin
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 import uuid
 from types import TracebackType
 from typing import Any, Self
 
 import jwt
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric import rsa
+from fakes.loopback import LoopbackServer
 from fastapi import FastAPI
 
-from costwarden.simulator.server import LOOPBACK, bind_socket, uvicorn_config
-
 AUDIENCE = "costwarden-api"
-START_TIMEOUT_SECONDS = 10.0
 
 
 def new_rsa_key() -> rsa.RSAPrivateKey:
@@ -38,15 +33,13 @@ class FakeOidcProvider:
         self.kid = uuid.uuid4().hex[:12]
         self.jwks_requests = 0
         self.available = True
-        self._socket: socket.socket | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._loopback: LoopbackServer | None = None
         self.app = self._build_app()
 
     @property
     def issuer(self) -> str:
-        assert self._socket is not None, "the provider is not running"
-        return f"http://{LOOPBACK}:{self._socket.getsockname()[1]}"
+        assert self._loopback is not None, "the provider is not running"
+        return self._loopback.url
 
     @property
     def jwks_url(self) -> str:
@@ -105,17 +98,8 @@ class FakeOidcProvider:
         return app
 
     def __enter__(self) -> Self:
-        self._socket = bind_socket(LOOPBACK, 0)
-        self._server = uvicorn.Server(uvicorn_config(self.app))
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the fake OIDC provider did not start")
-            time.sleep(0.01)
+        self._loopback = LoopbackServer(self.app, "the fake OIDC provider")
+        self._loopback.start()
         return self
 
     def __exit__(
@@ -124,9 +108,5 @@ class FakeOidcProvider:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        assert self._server is not None
-        assert self._thread is not None
-        assert self._socket is not None
-        self._server.should_exit = True
-        self._thread.join(10)
-        self._socket.close()
+        assert self._loopback is not None
+        self._loopback.stop()

@@ -21,7 +21,6 @@ import hashlib
 import hmac
 import json
 import threading
-import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -29,11 +28,9 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
-import uvicorn
+from fakes.loopback import LoopbackServer
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-
-from costwarden.simulator.server import LOOPBACK, bind_socket, uvicorn_config
 
 ROUTING_KEY = "0123456789abcdef0123456789abcdef"
 OTHER_ROUTING_KEY = "fedcba9876543210fedcba9876543210"
@@ -207,16 +204,11 @@ class FakePagerDuty:
     def __init__(self, routing_keys: tuple[str, ...] = (ROUTING_KEY, OTHER_ROUTING_KEY)) -> None:
         self.state = FakeState(set(routing_keys))
         self.app = create_app(self.state)
-        self._server = uvicorn.Server(uvicorn_config(self.app))
-        self._socket = bind_socket(LOOPBACK, 0)
-        self.port = self._socket.getsockname()[1]
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
+        self._loopback = LoopbackServer(self.app, "the fake PagerDuty")
 
     @property
     def events_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}/v2/enqueue"
+        return f"{self._loopback.url}/v2/enqueue"
 
     @property
     def alerts(self) -> list[FakeAlert]:
@@ -233,12 +225,7 @@ class FakePagerDuty:
             self.state.script.extend([(status, retry_after)] * count)
 
     def __enter__(self) -> Self:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the fake PagerDuty did not start")
-            time.sleep(0.01)
+        self._loopback.start()
         return self
 
     def __exit__(
@@ -247,6 +234,4 @@ class FakePagerDuty:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
-        self._socket.close()
+        self._loopback.stop()

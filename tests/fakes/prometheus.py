@@ -16,17 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import threading
-import time
 from collections import Counter
 from types import TracebackType
 from typing import Any, Self
 
-import uvicorn
+from fakes.loopback import LoopbackServer
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
-
-from costwarden.simulator.server import LOOPBACK, bind_socket, uvicorn_config
 
 TOKEN = "fake-prometheus-token-5f1e"
 USER, PASSWORD = "costwarden", "fake-prometheus-password-9c2d"
@@ -81,26 +77,20 @@ class FakePrometheus:
 
     def __init__(self) -> None:
         self.app = create_app()
-        self._server = uvicorn.Server(uvicorn_config(self.app))
-        self._socket = bind_socket(LOOPBACK, 0)
-        self.port = self._socket.getsockname()[1]
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
+        self._loopback = LoopbackServer(self.app, "the fake Prometheus")
+
+    @property
+    def port(self) -> int:
+        return self._loopback.port
 
     def url(self, behaviour: str, key: str, amount: float = 0) -> str:
-        return f"http://{LOOPBACK}:{self.port}/{behaviour}/{key}/{amount:g}"
+        return f"{self._loopback.url}/{behaviour}/{key}/{amount:g}"
 
     def requests(self, key: str) -> int:
         return int(self.app.state.counts[key])
 
     def __enter__(self) -> Self:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the fake Prometheus did not start")
-            time.sleep(0.01)
+        self._loopback.start()
         return self
 
     def __exit__(
@@ -109,6 +99,4 @@ class FakePrometheus:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
-        self._socket.close()
+        self._loopback.stop()

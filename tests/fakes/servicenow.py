@@ -25,16 +25,13 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
-import uvicorn
+from fakes.loopback import LoopbackServer
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-
-from costwarden.simulator.server import LOOPBACK, bind_socket, uvicorn_config
 
 USER, PASSWORD = "costwarden.integration", "fake-snow-password-31c8"
 TOKEN = "fake-snow-oauth-token-b02e"
 MAX_SHORT_DESCRIPTION_CHARS = 160
-START_TIMEOUT_SECONDS = 10.0
 PREFIXES = {"incident": "INC", "change_request": "CHG"}
 GROUPS = {"FinOps": "a1b2c3d4e5f60718293a4b5c6d7e8f90"}
 USERS = {"finops.bot": "0f9e8d7c6b5a49382716051f2e3d4c5b"}
@@ -60,15 +57,13 @@ class FakeServiceNow:
         self.create_stalls: list[float] = []
         self._numbers = {table: itertools.count(10001) for table in PREFIXES}
         self._lock = threading.Lock()
-        self._socket: Any = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._loopback: LoopbackServer | None = None
         self.app = self._build_app()
 
     @property
     def url(self) -> str:
-        assert self._socket is not None, "the fake is not running"
-        return f"http://{LOOPBACK}:{self._socket.getsockname()[1]}"
+        assert self._loopback is not None, "the fake is not running"
+        return self._loopback.url
 
     def channel_options(self, **overrides: Any) -> dict[str, Any]:
         """Return ``notify.channels`` options of a servicenow channel aimed at this fake."""
@@ -246,17 +241,8 @@ class FakeServiceNow:
         return shown
 
     def __enter__(self) -> Self:
-        self._socket = bind_socket(LOOPBACK, 0)
-        self._server = uvicorn.Server(uvicorn_config(self.app))
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the fake ServiceNow did not start")
-            time.sleep(0.01)
+        self._loopback = LoopbackServer(self.app, "the fake ServiceNow")
+        self._loopback.start()
         return self
 
     def __exit__(
@@ -265,10 +251,8 @@ class FakeServiceNow:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        assert self._server is not None and self._thread is not None
-        self._server.should_exit = True
-        self._thread.join(10)
-        self._socket.close()
+        assert self._loopback is not None
+        self._loopback.stop()
 
 
 def parse_query(query: str) -> list[tuple[str, str]]:

@@ -34,11 +34,9 @@ from typing import Any, Self
 from urllib.parse import parse_qs, urlencode
 
 import httpx
-import uvicorn
+from fakes.loopback import LoopbackServer
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
-
-from costwarden.simulator.server import LOOPBACK, bind_socket, uvicorn_config
 
 BOT_TOKEN = "xoxb-fake-1111-2222-abcdefabcdef"
 SIGNING_SECRET = "fake-slack-signing-secret-6c1e"
@@ -372,15 +370,11 @@ class FakeSlack:
             token=BOT_TOKEN, channels={CHANNEL_ID, OTHER_CHANNEL_ID}, post_interval=post_interval
         )
         self.app = create_app(self.state)
-        self._socket = bind_socket(LOOPBACK, 0)
-        self._server = uvicorn.Server(uvicorn_config(self.app))
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
+        self._loopback = LoopbackServer(self.app, "the fake Slack")
 
     @property
     def url(self) -> str:
-        return f"http://{LOOPBACK}:{self._socket.getsockname()[1]}"
+        return self._loopback.url
 
     @property
     def api_url(self) -> str:
@@ -418,12 +412,7 @@ class FakeSlack:
                 "signing_secret": SIGNING_SECRET, **options}
 
     def __enter__(self) -> Self:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the fake Slack did not start")
-            time.sleep(0.01)
+        self._loopback.start()
         return self
 
     def __exit__(
@@ -432,9 +421,7 @@ class FakeSlack:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
-        self._socket.close()
+        self._loopback.stop()
 
 
 class InteractionDriver:

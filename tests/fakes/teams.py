@@ -24,11 +24,9 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
-import uvicorn
+from fakes.loopback import LoopbackServer
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-
-from costwarden.simulator.server import LOOPBACK, bind_socket, uvicorn_config
 
 WORKFLOW_ID = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 SIG = "fakeSas-4JbVtQ1kZc8sO2mWn7rY0eXg"
@@ -173,15 +171,11 @@ class FakeTeams:
     def __init__(self, *, max_per_second: int = 4) -> None:
         self.state = FakeTeamsState(max_per_second=max_per_second)
         self.app = create_app(self.state)
-        self._socket = bind_socket(LOOPBACK, 0)
-        self._server = uvicorn.Server(uvicorn_config(self.app))
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
+        self._loopback = LoopbackServer(self.app, "the fake Teams webhook")
 
     @property
     def url(self) -> str:
-        return f"http://{LOOPBACK}:{self._socket.getsockname()[1]}"
+        return self._loopback.url
 
     def workflow_url(self, sig: str = SIG, workflow: str = WORKFLOW_ID) -> str:
         return (
@@ -198,12 +192,7 @@ class FakeTeams:
         self.state.script.append((status, retry_after))
 
     def __enter__(self) -> Self:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the fake Teams webhook did not start")
-            time.sleep(0.01)
+        self._loopback.start()
         return self
 
     def __exit__(
@@ -212,6 +201,4 @@ class FakeTeams:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
-        self._socket.close()
+        self._loopback.stop()

@@ -21,19 +21,16 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
-import uvicorn
+from fakes.loopback import LoopbackServer
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
-
-from costwarden.simulator.server import LOOPBACK, bind_socket, uvicorn_config
 
 DOWN_RETRY_AFTER = "2"
 
@@ -62,14 +59,11 @@ class WebhookReceiver:
         self._down = False
         self._lock = threading.Lock()
         self.app = self._create_app()
-        self._socket = bind_socket(LOOPBACK, 0)
-        self.port = self._socket.getsockname()[1]
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._loopback = LoopbackServer(self.app, "the webhook receiver")
 
     @property
     def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}/hooks/costwarden"
+        return f"{self._loopback.url}/hooks/costwarden"
 
     def respond_next(
         self,
@@ -88,14 +82,13 @@ class WebhookReceiver:
     def set_down(self, down: bool, *, refuse: bool = False) -> None:
         """Respond 503 with Retry-After while down, or with ``refuse`` stop listening."""
         if refuse and down:
-            self._stop_server()
-        elif not down and self._server is None:
-            self._socket = bind_socket(LOOPBACK, self.port)
-            self._start_server()
+            self._loopback.stop()
+        elif not down and not self._loopback.running:
+            self._loopback.start()
         self._down = down and not refuse
 
     def stop(self) -> None:
-        self._stop_server()
+        self._loopback.stop()
 
     def _create_app(self) -> FastAPI:
         app = FastAPI()
@@ -146,27 +139,6 @@ class WebhookReceiver:
                 return ""
         return reason
 
-    def _start_server(self) -> None:
-        self._server = uvicorn.Server(uvicorn_config(self.app))
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the webhook receiver did not start")
-            time.sleep(0.01)
-
-    def _stop_server(self) -> None:
-        if self._server is None or self._thread is None:
-            return
-        self._server.should_exit = True
-        self._thread.join(10)
-        self._socket.close()
-        self._server = None
-        self._thread = None
-
     def __enter__(self) -> Self:
         return self
 
@@ -182,5 +154,5 @@ class WebhookReceiver:
 def start(secret: str | Sequence[str]) -> WebhookReceiver:
     """Start a receiver that accepts signatures made with ``secret`` (or any of several)."""
     receiver = WebhookReceiver([secret] if isinstance(secret, str) else secret)
-    receiver._start_server()
+    receiver._loopback.start()
     return receiver
