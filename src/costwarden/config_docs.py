@@ -1,4 +1,4 @@
-"""Generate docs/configuration.md from the settings models and the recommender registry.
+"""Generate docs/configuration.md from the settings models and the plugin registries.
 
 ``costwarden config reference`` prints the page, and a test fails when the stored page differs,
 so the reference always lists every key with its type, default, environment variable and
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import types
 import typing
-from datetime import date
+from datetime import date, time
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
@@ -67,6 +67,7 @@ def render_reference() -> str:
         if model is not None:
             sections.extend(_model_sections(name, model, (name,)))
     sections.extend(_recommender_sections())
+    sections.extend(_channel_sections())
     return "\n".join(sections).rstrip() + "\n"
 
 
@@ -136,12 +137,35 @@ def _recommender_sections() -> list[str]:
     ]
     for name in RECOMMENDERS.names():
         spec = RECOMMENDERS.spec(name)
-        path = ("recommend", "options", name)
-        fields = spec.settings_class.model_fields
-        rows = [(key, field, (*path, key)) for key, field in fields.items()]
-        title = f"`recommend.options.{name}`: {spec.description}".rstrip(": ")
-        sections.append(_section(title, None, rows))
+        title = f"`recommend.options.{name}`: {spec.description}"
+        sections.append(_plugin_section(title, spec.settings_class, ("recommend", "options", name)))
     return sections
+
+
+def _channel_sections() -> list[str]:
+    """Document the settings of each registered channel type, under ``notify.channels``."""
+    from costwarden.notify import CHANNELS
+
+    sections = [
+        "## Channel types",
+        "",
+        "`notify.channels` maps a channel name of your choice to its settings; `type` picks one "
+        "of the types below, for example `notify: {channels: {finops-slack: {type: slack, "
+        "webhook_url: {env: SLACK_WEBHOOK_URL}}}}`. Settings typed `secret` take a literal, "
+        "`{env: NAME}` or `{file: PATH}`.",
+        "",
+    ]
+    for name in CHANNELS.names():
+        spec = CHANNELS.spec(name)
+        title = f"`type: {name}`: {spec.description}"
+        sections.append(_plugin_section(title, spec.settings_class, ("notify", "channels", name)))
+    return sections
+
+
+def _plugin_section(title: str, settings_class: type[BaseModel], path: tuple[str, ...]) -> str:
+    """Document the settings model of one registered plugin, found under ``path``."""
+    rows = [(key, field, (*path, key)) for key, field in settings_class.model_fields.items()]
+    return _section(title.rstrip(": "), None, rows)
 
 
 def _docstring(model: type[BaseModel] | None) -> str:
@@ -182,6 +206,7 @@ _SIMPLE_NAMES: dict[Any, str] = {
     bool: "boolean",
     Decimal: "decimal",
     date: "date",
+    time: "time of day (HH:MM)",
     Path: "path",
     SecretStr: "secret",
     Any: "any",
@@ -194,6 +219,8 @@ def _type_name(annotation: Any) -> str:
         return _SIMPLE_NAMES[annotation]
     origin = typing.get_origin(annotation)
     arguments = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _type_name(arguments[0])
     if origin is Literal:
         return "one of " + ", ".join(f"`{value}`" for value in arguments)
     if origin in (typing.Union, types.UnionType):
