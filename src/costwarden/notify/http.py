@@ -18,7 +18,7 @@ import httpx
 
 from costwarden.errors import PermanentDeliveryError, RetryableDeliveryError
 
-RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+RETRYABLE_STATUSES = frozenset({408, 425, 429, *range(500, 600)})
 
 MAX_ERROR_TEXT = 200
 

@@ -554,8 +554,8 @@ def _buttons(notice: Notice, decisions: bool, snooze_hours: int) -> list[dict[st
 
 def _reject_confirm() -> dict[str, Any]:
     return {
-        "title": _plain("Reject the recommendation?"),
-        "text": _plain("The alert stays open and nothing is changed."),
+        "title": _plain("Reject this alert?"),
+        "text": _plain("The rejection is recorded. The alert stays open and nothing changes."),
         "confirm": _plain("Reject"),
         "deny": _plain("Cancel"),
     }
