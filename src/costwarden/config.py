@@ -811,6 +811,65 @@ class NotifySettings(BaseModel):
         return self
 
 
+class PolicySettings(BaseModel):
+    """Policy files, the tenant-wide mode and what marks a scope as production."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    paths: list[Path] = Field(
+        default_factory=list,
+        description="Policy files, or directories whose *.yaml and *.yml files are policy files.",
+    )
+    mode: Literal["monitor", "approve", "auto"] = Field(
+        "monitor",
+        description="Tenant-wide mode that caps every policy (the rollout phase): monitor, "
+        "approve or auto.",
+    )
+    production_selectors: list[str] = Field(
+        default_factory=lambda: ["env=production", "env=prod"],
+        description="Label selectors that mark a scope as production; a production scope never "
+        "runs an action without an approval.",
+    )
+    production_min_approvals: int = Field(
+        1, ge=1, le=5, description="Approvals, from different people, a production change needs."
+    )
+
+
+class ApprovalSettings(BaseModel):
+    """Approval requests: how long they stay open and who belongs to which approver group."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ttl_hours: int = Field(
+        72, ge=1, le=720, description="Hours an approval request and its tokens stay valid."
+    )
+    groups: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Approver groups by name; members are the identities channels report "
+        "(email, Slack user id, Jira account id) or API key names.",
+    )
+
+
+class AuditSettings(BaseModel):
+    """The hash-chained audit trail."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retention_days: int | None = Field(
+        None, ge=1, description="Days entries are kept; unset keeps every entry."
+    )
+
+
+class ActionsSettings(BaseModel):
+    """Executors that apply approved changes: Palette, Kubernetes and GitOps."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(
+        True, description="Run approved actions; off records approvals but changes nothing."
+    )
+
+
 class Settings(BaseSettings):
     """All costwarden settings."""
 
@@ -845,6 +904,10 @@ class Settings(BaseSettings):
     recommend: RecommendSettings = Field(default_factory=RecommendSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+    approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    actions: ActionsSettings = Field(default_factory=ActionsSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -5,7 +5,8 @@ code and the HTTP status it maps to, as the ``exit_code`` and ``http_status`` at
 
     CostwardenError
     ├── ConfigError               invalid settings or budget file              exit 2
-    │   └── BudgetFileError
+    │   ├── BudgetFileError
+    │   └── PolicyFileError       a policy file that does not parse or validate
     ├── InputError                a data file that cannot be ingested          exit 3
     │   ├── FocusFormatError
     │   ├── PriceNotFoundError    no list price for a cloud, region or instance type
@@ -28,6 +29,12 @@ code and the HTTP status it maps to, as the ``exit_code`` and ``http_status`` at
     │   ├── RetryableDeliveryError    429, 5xx or a transport failure: try again later
     │   └── PermanentDeliveryError    any other refusal: retrying cannot help
     ├── CallbackError             an inbound approval callback that fails its checks HTTP 401
+    ├── GovernanceError           policy or approvals do not allow a change    exit 8, HTTP 403
+    │   ├── ActionNotAllowedError     the production guard refused the run
+    │   └── ApprovalError             a forged, expired, reused or mismatched approval
+    ├── ActionError               an action failed while reading or changing  exit 9, HTTP 502
+    │   └── StaleStateError           the resource changed since the recommendation HTTP 409
+    ├── AuditIntegrityError       the audit trail does not verify             exit 11
     └── ApiError                  a REST API request that cannot be served    HTTP 400
         ├── AuthenticationError       missing or invalid credentials          HTTP 401
         ├── PermissionDeniedError     the caller's role is too low            HTTP 403
@@ -338,6 +345,64 @@ class CallbackError(CostwardenError):
 
     exit_code = 3
     http_status = 401
+
+
+class PolicyFileError(ConfigError):
+    """A policy file that does not parse or validate; the message names file, policy and field."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        message: str,
+        policy: str | None = None,
+        *,
+        field: str | None = None,
+        value: object = None,
+    ) -> None:
+        self.path = str(path)
+        self.policy = policy
+        self.field = field
+        self.value = value
+        where = f"{self.path}, policy {policy!r}" if policy else self.path
+        if field:
+            where += f", field {field}"
+        super().__init__(f"{where}: {message}")
+
+
+class GovernanceError(CostwardenError):
+    """Policies or approvals do not allow a change; nothing was changed."""
+
+    exit_code = 8
+    http_status = 403
+
+
+class ActionNotAllowedError(GovernanceError):
+    """The production guard refused to run an action; the message says which rule."""
+
+
+class ApprovalError(GovernanceError):
+    """An approval that cannot count: forged, expired, already used, for another change, or by
+    someone outside the approver groups."""
+
+
+class ActionError(CostwardenError):
+    """An action failed while reading the current state or applying a change."""
+
+    exit_code = 9
+    http_status = 502
+
+
+class StaleStateError(ActionError):
+    """The resource changed since the recommendation was made, so the action did not run."""
+
+    http_status = 409
+
+
+class AuditIntegrityError(CostwardenError):
+    """The audit trail does not verify: an entry was edited, deleted or reordered."""
+
+    exit_code = 11
+    http_status = 500
 
 
 class ApiError(CostwardenError):

@@ -9,6 +9,8 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    Boolean,
     Date,
     DateTime,
     Float,
@@ -520,4 +522,159 @@ class AlertResponseRecord(Base):
     dedupe_key: Mapped[str] = mapped_column(String(255))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class AuditEntryRecord(Base):
+    """One entry of the append-only audit trail of a tenant.
+
+    ``entry_hash`` is SHA-256 over ``prev_hash`` and the canonical JSON of the entry's other
+    fields, so editing or deleting an entry breaks every later hash. The unique
+    ``(tenant, prev_hash)`` pair stops two writers from appending to the same entry: the second
+    insert fails and the writer reads the new head and tries again.
+    """
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (
+        UniqueConstraint("tenant", "prev_hash", name="uq_audit_entries_prev"),
+        UniqueConstraint("entry_hash", name="uq_audit_entries_hash"),
+        Index("ix_audit_entries_tenant_seq", "tenant", "seq"),
+        Index("ix_audit_entries_subject", "kind", "subject"),
+    )
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    id: Mapped[str] = mapped_column(String(36), unique=True)
+    tenant: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(255))
+    actor: Mapped[str] = mapped_column(String(255))
+    summary: Mapped[str] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpointRecord(Base):
+    """The last entry removed by retention, so that the remaining chain still verifies."""
+
+    __tablename__ = "audit_checkpoints"
+
+    tenant: Mapped[str] = mapped_column(String(200), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    entry_hash: Mapped[str] = mapped_column(String(64))
+    pruned_before: Mapped[datetime] = mapped_column(UTCDateTime())
+    pruned_count: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ApprovalRequestRecord(Base):
+    """A request for people to approve one action with its exact parameters.
+
+    ``params_digest`` is SHA-256 over the canonical JSON of the action name, target and
+    parameters. Approval tokens carry it, so a token approves only the change it was issued for.
+    """
+
+    __tablename__ = "approval_requests"
+    __table_args__ = (
+        UniqueConstraint(
+            "tenant", "subject_id", "action", "params_digest", name="uq_approval_requests_change"
+        ),
+        Index("ix_approval_requests_status", "tenant", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(200))
+    subject_kind: Mapped[str] = mapped_column(String(16))
+    subject_id: Mapped[str] = mapped_column(String(64), index=True)
+    policy: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[dict[str, Any]] = mapped_column(JSON)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    params_digest: Mapped[str] = mapped_column(String(64))
+    production: Mapped[bool] = mapped_column(Boolean)
+    required_approvals: Mapped[int] = mapped_column(Integer)
+    approver_groups: Mapped[list[str]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class ApprovalDecisionRecord(Base):
+    """One person's approve or reject on an approval request.
+
+    ``token_id`` is unique, so a token is used once. ``(request_id, actor)`` is unique, so two
+    required approvals come from two different people.
+    """
+
+    __tablename__ = "approval_decisions"
+    __table_args__ = (
+        UniqueConstraint("token_id", name="uq_approval_decisions_token"),
+        UniqueConstraint("request_id", "actor", name="uq_approval_decisions_actor"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(36), index=True)
+    decision: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(255))
+    groups: Mapped[list[str]] = mapped_column(JSON)
+    channel: Mapped[str] = mapped_column(String(200))
+    token_id: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class ActionRunRecord(Base):
+    """One dry run, apply or rollback of an action, with the state read before it.
+
+    ``run_key`` is unique (for example ``<request id>:apply``), so an approval that arrives
+    twice runs the action once.
+    """
+
+    __tablename__ = "action_runs"
+    __table_args__ = (
+        UniqueConstraint("run_key", name="uq_action_runs_key"),
+        Index("ix_action_runs_tenant_started", "tenant", "started_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(200))
+    run_key: Mapped[str] = mapped_column(String(200))
+    request_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    mode: Mapped[str] = mapped_column(String(16))
+    target: Mapped[dict[str, Any]] = mapped_column(JSON)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RealisedSavingsRecord(Base):
+    """Spend of a changed scope against the forecast without the change, per evaluation window."""
+
+    __tablename__ = "realised_savings"
+    __table_args__ = (
+        UniqueConstraint("action_run_id", "window_end", name="uq_realised_savings_window"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(200))
+    action_run_id: Mapped[str] = mapped_column(String(36), index=True)
+    scope: Mapped[str] = mapped_column(String(255))
+    window_start: Mapped[date] = mapped_column(Date)
+    window_end: Mapped[date] = mapped_column(Date)
+    currency: Mapped[str] = mapped_column(String(3))
+    forecast_without_change: Mapped[Decimal] = mapped_column(Money())
+    actual: Mapped[Decimal] = mapped_column(Money())
+    estimated_per_month: Mapped[Decimal] = mapped_column(Money())
+    realised_per_month: Mapped[Decimal] = mapped_column(Money())
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -1,0 +1,127 @@
+"""The vocabulary of governance: modes, action requests, policy decisions and approval votes.
+
+A recommendation or alert becomes an ``ActionRequest``: one registered action with its exact
+target and parameters. The policy package turns a request into a ``PolicyDecision`` (the mode
+that applies and who must approve), and the production guard allows a run only when the decision
+and the recorded ``ApprovalVote`` rows permit it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Mode = Literal["monitor", "approve", "auto"]
+"""monitor: report only; approve: run after the required approvals; auto: run without approval,
+allowed only for actions that are safe and reversible and never on a production scope."""
+
+MODES: tuple[Mode, ...] = ("monitor", "approve", "auto")
+
+MODE_RANK: dict[Mode, int] = {"monitor": 0, "approve": 1, "auto": 2}
+"""Order of the modes from the most to the least restrictive; a cap keeps the lower rank."""
+
+Vote = Literal["approve", "reject"]
+
+SubjectKind = Literal["recommendation", "alert"]
+
+
+def cap_mode(mode: Mode, cap: Mode) -> Mode:
+    """Return the more restrictive of two modes."""
+    return mode if MODE_RANK[mode] <= MODE_RANK[cap] else cap
+
+
+def canonical_json(value: Any) -> str:
+    """Serialise a JSON value with sorted keys and no spaces, so equal values hash equally."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+@dataclass(frozen=True, slots=True)
+class ActionScope:
+    """The resource an action changes, with what the policy selectors match on.
+
+    ``kind`` is ``cluster``, ``machine_pool``, ``namespace`` or ``repository``. ``labels``
+    merges the cluster's Palette tags and labels with the resource's own labels.
+    """
+
+    kind: str
+    cluster_uid: str | None = None
+    cluster: str | None = None
+    name: str | None = None
+    project: str | None = None
+    cloud: str | None = None
+    namespace: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "cluster_uid": self.cluster_uid,
+            "cluster": self.cluster,
+            "name": self.name,
+            "project": self.project,
+            "cloud": self.cloud,
+            "namespace": self.namespace,
+            "labels": dict(sorted(self.labels.items())),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRequest:
+    """One registered action with its exact scope and parameters.
+
+    ``expected`` is the state the recommendation was computed from (for example the pool's
+    size); an action reads the current state first and refuses to run when it differs.
+    ``digest`` binds approvals to this exact change: any other action, scope or parameter
+    has another digest.
+    """
+
+    action: str
+    scope: ActionScope
+    params: Mapping[str, Any]
+    subject_kind: SubjectKind
+    subject_id: str
+    expected: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        body = {
+            "action": self.action,
+            "scope": self.scope.as_dict(),
+            "params": dict(self.params),
+            "expected": dict(self.expected),
+        }
+        return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyDecision:
+    """The mode that applies to one action request and who must approve it.
+
+    ``mode`` is already capped by the tenant-wide mode. ``policy`` is None when no policy
+    matched, which means ``monitor``. ``production`` is true when any production marker matched
+    the scope; then ``required_approvals`` is at least 1 whatever the mode says.
+    """
+
+    action: str
+    mode: Mode
+    policy: str | None
+    production: bool
+    required_approvals: int
+    approver_groups: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalVote:
+    """One recorded approve or reject of the change with digest ``digest``."""
+
+    actor: str
+    vote: Vote
+    digest: str
+    decided_at: datetime
+    groups: tuple[str, ...] = ()
+    channel: str = ""
