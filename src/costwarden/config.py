@@ -860,6 +860,158 @@ class AuditSettings(BaseModel):
     )
 
 
+class GitOpsFileSettings(BaseModel):
+    """A file in a GitOps repository that holds cluster settings, and how to find a value in it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(
+        description="Path from the repository root, a template with {cluster}, {cluster_uid}, "
+        "{project}, {cloud} and {namespace}, e.g. clusters/{cluster}/profile.yaml or "
+        "terraform/{cluster}.tfvars."
+    )
+    format: Literal["auto", "yaml", "hcl"] = Field(
+        "auto",
+        description="File format; auto picks hcl for .tf and .tfvars and yaml for .yaml and .yml.",
+    )
+    pool_key: str | None = Field(
+        None,
+        description="Key path of a machine pool field, a template with {pool} and {field}, e.g. "
+        "machinePools[name={pool}].{field} or machine_pool[name={pool}].{field}. Needed for "
+        "changes that name a pool instead of key paths.",
+    )
+    pool_fields: dict[Literal["size", "instance_type", "capacity_type"], str] = Field(
+        default_factory=lambda: {
+            "size": "size",
+            "instance_type": "instanceType",
+            "capacity_type": "capacityType",
+        },
+        description="Key that holds each machine pool field in this file, inserted as {field}.",
+    )
+
+
+class GitOpsRepositorySettings(BaseModel):
+    """A repository that the gitops.pull_request action opens pull or merge requests in."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: Literal["github", "gitlab", "local"] = Field(
+        description="github (REST API), gitlab (REST API v4) or local (a git repository on disk, "
+        "where the branch stands in for the pull request)."
+    )
+    api_url: str | None = Field(
+        None,
+        description="API base URL; default https://api.github.com for github and "
+        "https://gitlab.com/api/v4 for gitlab. Set it for GitHub Enterprise or self-managed "
+        "GitLab.",
+    )
+    repository: str = Field(
+        description="owner/name on GitHub; the numeric project id or group/project path on "
+        "GitLab; the directory of the repository for local."
+    )
+    token: SecretStr | None = Field(
+        None,
+        description="API token (GitHub: contents and pull requests write; GitLab: api scope); "
+        "a literal, {env: NAME} or {file: PATH}. Not used by local.",
+    )
+    base_branch: str | None = Field(
+        None, description="Branch that pull requests target; default the repository's default."
+    )
+    branch_prefix: str = Field(
+        "costwarden/", description="Prefix of the branch created for each recommendation."
+    )
+    files: dict[str, GitOpsFileSettings] = Field(
+        default_factory=dict,
+        description="Files by name, e.g. profile or terraform; an action names one, or uses the "
+        "only one.",
+    )
+    labels: list[str] = Field(
+        default_factory=lambda: ["costwarden"], description="Labels of new pull requests."
+    )
+    author_name: str = Field("costwarden", description="Author and committer name of commits.")
+    author_email: str = Field(
+        "costwarden@localhost", description="Author and committer email of commits."
+    )
+    timeout_seconds: float = Field(15.0, gt=0, description="Timeout of one API request.")
+    max_retries: int = Field(
+        3, ge=0, le=10, description="Retries of a request after 429, a rate-limit 403 or a 5xx."
+    )
+    max_retry_wait_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="Longest wait before a retry; a longer Retry-After or rate-limit reset fails "
+        "the action instead of blocking it.",
+    )
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _secret_reference(cls, value: Any) -> Any:
+        from costwarden.notify.secrets import _resolve
+
+        return _resolve(value)
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL such as https://api.github.com")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _token_for_apis(self) -> GitOpsRepositorySettings:
+        if self.provider != "local" and self.token is None:
+            raise ValueError(f"provider {self.provider} needs a token")
+        if self.provider == "github" and not re.fullmatch(r"[\w.-]+/[\w.-]+", self.repository):
+            raise ValueError(f"{self.repository!r} is not a GitHub repository as owner/name")
+        return self
+
+
+class GitOpsSettings(BaseModel):
+    """Repositories of the gitops.pull_request action."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    repositories: dict[str, GitOpsRepositorySettings] = Field(
+        default_factory=dict, description="Repositories by name; actions name one."
+    )
+
+
+class KubernetesActionSettings(BaseModel):
+    """The Kubernetes actions: which namespaces they never touch, and how they call the API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    protected_namespaces: list[str] = Field(
+        default_factory=lambda: [
+            "kube-*",
+            "default",
+            "cluster-*",
+            "capi-*",
+            "cert-manager",
+            "spectro-*",
+            "palette-*",
+            "calico-system",
+            "tigera-operator",
+        ],
+        description="Namespaces (shell-style patterns) that are never paused: Kubernetes' and "
+        "Palette's system namespaces.",
+    )
+    critical_selectors: list[str] = Field(
+        default_factory=lambda: ["costwarden.io/critical=true"],
+        description="Label selectors (key=value) that mark a namespace as critical, so it is "
+        "never paused; matched against the namespace's live labels and the scope's labels.",
+    )
+    timeout_seconds: float = Field(
+        30.0, gt=0, description="Timeout of one Kubernetes API request, in seconds."
+    )
+    max_retries: int = Field(
+        3, ge=0, le=10, description="Retries after a 429, a 5xx or a transport error."
+    )
+    backoff_max_seconds: float = Field(
+        30.0, ge=0, description="Maximum wait before a retry, Retry-After included, in seconds."
+    )
+
+
 class ActionsSettings(BaseModel):
     """Executors that apply approved changes: Palette, Kubernetes and GitOps."""
 
@@ -867,6 +1019,13 @@ class ActionsSettings(BaseModel):
 
     enabled: bool = Field(
         True, description="Run approved actions; off records approvals but changes nothing."
+    )
+    kubernetes: KubernetesActionSettings = Field(
+        default_factory=KubernetesActionSettings,
+        description="Namespace pause: protected namespaces and Kubernetes API calls.",
+    )
+    gitops: GitOpsSettings = Field(
+        default_factory=GitOpsSettings, description="Repositories of GitOps pull requests."
     )
 
 

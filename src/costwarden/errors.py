@@ -33,7 +33,10 @@ code and the HTTP status it maps to, as the ``exit_code`` and ``http_status`` at
     │   ├── ActionNotAllowedError     the production guard refused the run
     │   └── ApprovalError             a forged, expired, reused or mismatched approval
     ├── ActionError               an action failed while reading or changing  exit 9, HTTP 502
-    │   └── StaleStateError           the resource changed since the recommendation HTTP 409
+    │   ├── StaleStateError           the resource changed since the recommendation HTTP 409
+    │   ├── KubernetesError           a Kubernetes API call failed, or a kubeconfig is invalid
+    │   ├── RepositoryError           a Git hosting API or git command failed
+    │   └── FileEditError             a repository file has no literal value at a key path
     ├── AuditIntegrityError       the audit trail does not verify             exit 11
     └── ApiError                  a REST API request that cannot be served    HTTP 400
         ├── AuthenticationError       missing or invalid credentials          HTTP 401
@@ -396,6 +399,46 @@ class StaleStateError(ActionError):
     """The resource changed since the recommendation was made, so the action did not run."""
 
     http_status = 409
+
+
+class KubernetesError(ActionError):
+    """A call to a cluster's Kubernetes API failed, or its kubeconfig cannot be used.
+
+    ``status`` is the HTTP status and ``reason`` the ``reason`` of Kubernetes' ``Status`` body
+    (``NotFound``, ``Conflict``, ...), when there was a response.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        status: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.status = status
+        self.reason = reason
+        super().__init__(message)
+
+
+class RepositoryError(ActionError):
+    """A GitHub or GitLab API call, or a git command on a local repository, failed.
+
+    ``repository`` is the name under ``actions.gitops.repositories`` and ``status`` the HTTP
+    status, when there was one.
+    """
+
+    def __init__(self, message: str, *, repository: str, status: int | None = None) -> None:
+        self.repository = repository
+        self.status = status
+        super().__init__(message)
+
+
+class FileEditError(ActionError):
+    """A repository file that does not parse, or has no single literal value at a key path."""
 
 
 class AuditIntegrityError(CostwardenError):

@@ -21,6 +21,7 @@ from costwarden.simulator.quota_routes import quota_router
 from costwarden.simulator.rate_routes import rate_router
 from costwarden.simulator.routes import SimulatorState, router
 from costwarden.simulator.settings import SimulatorSettings
+from costwarden.simulator.write_routes import write_router
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ def create_app(settings: SimulatorSettings | None = None) -> FastAPI:
     app.include_router(quota_router)
     app.include_router(event_router)
     app.include_router(rate_router)
+    app.include_router(write_router)
 
     logger.info(
         "Palette simulator app created: seed %d, as_of %s, %d projects, %d clusters",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -110,6 +110,9 @@ class Cluster:
     namespace_control_plane: np.ndarray
     namespace_storage: np.ndarray
     cpu_share: float
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    modified_at: datetime | None = None
+    """Time of the last change through the simulator's write routes; None when never changed."""
 
     @property
     def provider(self) -> Provider:

@@ -43,15 +43,34 @@ def projects_metadata(projects: list[Project]) -> dict[str, Any]:
     return {"items": [{"metadata": {"name": p.name, "uid": p.uid}} for p in projects]}
 
 
-def _object_meta(uid: str, name: str, labels: dict[str, str], created: datetime) -> dict[str, Any]:
+def _object_meta(
+    uid: str,
+    name: str,
+    labels: dict[str, str],
+    created: datetime,
+    *,
+    annotations: dict[str, str] | None = None,
+    modified: datetime | None = None,
+) -> dict[str, Any]:
     return {
         "uid": uid,
         "name": name,
         "labels": labels,
-        "annotations": {},
+        "annotations": annotations or {},
         "creationTimestamp": rfc3339(created),
-        "lastModifiedTimestamp": rfc3339(created),
+        "lastModifiedTimestamp": rfc3339(modified or created),
     }
+
+
+def _cluster_meta(cluster: Cluster) -> dict[str, Any]:
+    return _object_meta(
+        cluster.uid,
+        cluster.name,
+        dict(cluster.labels),
+        cluster.created_at,
+        annotations=dict(cluster.annotations),
+        modified=cluster.modified_at,
+    )
 
 
 def _profile_meta(profile: ClusterProfile) -> dict[str, Any]:
@@ -130,9 +149,7 @@ def cluster_summary(fleet: Fleet, cluster: Cluster) -> dict[str, Any]:
     hourly = _cost(float(cluster.compute[-1]) / 24, float(cluster.storage[-1]) / 24)
     profiles = [_profile_meta(profile) for profile in cluster.profiles]
     return {
-        "metadata": _object_meta(
-            cluster.uid, cluster.name, dict(cluster.labels), cluster.created_at
-        ),
+        "metadata": _cluster_meta(cluster),
         "specSummary": {
             "archTypes": ["amd64"],
             "cloudAccountMeta": {
@@ -178,9 +195,7 @@ def cluster_detail(fleet: Fleet, cluster: Cluster) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "SpectroCluster",
-        "metadata": _object_meta(
-            cluster.uid, cluster.name, dict(cluster.labels), cluster.created_at
-        ),
+        "metadata": _cluster_meta(cluster),
         "spec": {
             "cloudType": cluster.cloud_type,
             "cloudConfigRef": {
@@ -219,7 +234,11 @@ def cloud_config(cluster: Cluster) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": CLOUD_CONFIG_KINDS[cluster.cloud_type],
         "metadata": _object_meta(
-            cluster.cloud_config_uid, f"{cluster.name}-config", {}, cluster.created_at
+            cluster.cloud_config_uid,
+            f"{cluster.name}-config",
+            {},
+            cluster.created_at,
+            modified=cluster.modified_at,
         ),
         "spec": {
             "cloudAccountRef": {

@@ -8,7 +8,8 @@ injection. Project scope comes from the ``ProjectUid`` header, or the ``projectU
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -47,15 +48,22 @@ logger = logging.getLogger(__name__)
 UNMODELLED_GROUPS = ("workspace", "deployment")
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class SimulatorState:
-    """State shared by the routes: settings, fleet, limiter, fault injector and counters."""
+    """State shared by the routes: settings, fleet, limiter, fault injector and counters.
+
+    The write routes replace ``fleet`` with a changed copy while holding ``write_lock``, so a
+    route reads one consistent fleet by reading the attribute once. ``writes`` lists the
+    method, path and status of every write request that passed the guard.
+    """
 
     settings: SimulatorSettings
     fleet: Fleet
     limiter: RateLimiter
     faults: FaultInjector
     stats: Stats
+    write_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    writes: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 def _state(request: Request) -> SimulatorState:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from costwarden.simulator.planted import PLANTED_CLUSTER_COUNT
 
 DEFAULT_API_KEY = "sim-demo-key"
+DEFAULT_KUBERNETES_TOKEN = "sim-kube-token"
 FAULT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
@@ -93,6 +94,22 @@ class SimulatorSettings(BaseModel):
         (429, 500, 502, 503),
         min_length=1,
         description="HTTP statuses injected as faults, chosen uniformly.",
+    )
+
+    kubernetes_api_url: str | None = Field(
+        None,
+        description="Kubernetes API server URL written into every cluster's kubeconfig; unset "
+        "makes GET .../assets/kubeconfig return 404.",
+    )
+    kubernetes_token: str = Field(
+        DEFAULT_KUBERNETES_TOKEN,
+        min_length=1,
+        description="Bearer token of the user in the served kubeconfigs.",
+    )
+    kubernetes_ca_data: str | None = Field(
+        None,
+        description="Base64 PEM bundle written as certificate-authority-data, for an https "
+        "Kubernetes API URL.",
     )
 
     @field_validator("as_of", mode="before")
