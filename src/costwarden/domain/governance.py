@@ -103,7 +103,9 @@ class PolicyDecision:
 
     ``mode`` is already capped by the tenant-wide mode. ``policy`` is None when no policy
     matched, which means ``monitor``. ``production`` is true when any production marker matched
-    the scope; then ``required_approvals`` is at least 1 whatever the mode says.
+    the scope; then ``required_approvals`` is at least 1 whatever the mode says. ``digest`` is
+    the ``ActionRequest.digest`` the decision was made for: the production guard refuses a
+    decision without one, or one made for another request.
     """
 
     action: str
@@ -113,6 +115,7 @@ class PolicyDecision:
     required_approvals: int
     approver_groups: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()
+    digest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
