@@ -540,6 +540,9 @@ class AuditEntryRecord(Base):
         UniqueConstraint("entry_hash", name="uq_audit_entries_hash"),
         Index("ix_audit_entries_tenant_seq", "tenant", "seq"),
         Index("ix_audit_entries_subject", "kind", "subject"),
+        # SQLite reuses the largest rowid after the newest rows are deleted; AUTOINCREMENT
+        # never does, so a seq stays unique after retention pruned every entry.
+        {"sqlite_autoincrement": True},
     )
 
     seq: Mapped[int] = mapped_column(
@@ -674,7 +677,7 @@ class RealisedSavingsRecord(Base):
     currency: Mapped[str] = mapped_column(String(3))
     forecast_without_change: Mapped[Decimal] = mapped_column(Money())
     actual: Mapped[Decimal] = mapped_column(Money())
-    estimated_per_month: Mapped[Decimal] = mapped_column(Money())
+    estimated_per_month: Mapped[Decimal | None] = mapped_column(Money())
     realised_per_month: Mapped[Decimal] = mapped_column(Money())
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)

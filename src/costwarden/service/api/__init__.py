@@ -1,5 +1,5 @@
-"""The REST API under ``/api/v1``: budgets, forecasts, alerts, anomalies, recommendations, runs
-and deliveries.
+"""The REST API under ``/api/v1``: budgets, forecasts, alerts, anomalies, recommendations, runs,
+deliveries and the audit trail.
 
 Every route needs an API key or an OIDC bearer token (see ``service.auth``); reads need the read
 role and writes the admin role. Errors have the body ``{"error": {"code", "message", ...}}``.
@@ -12,6 +12,7 @@ from fastapi import APIRouter
 from costwarden.service.api import (
     alerts,
     anomalies,
+    audit,
     budgets,
     deliveries,
     forecasts,
@@ -20,5 +21,6 @@ from costwarden.service.api import (
 )
 
 router = APIRouter(prefix="/api/v1")
-for _module in (budgets, forecasts, alerts, anomalies, recommendations, runs, deliveries):
+_MODULES = (budgets, forecasts, alerts, anomalies, recommendations, runs, deliveries, audit)
+for _module in _MODULES:
     router.include_router(_module.router)

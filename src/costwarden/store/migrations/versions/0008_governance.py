@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("id"),
         sa.UniqueConstraint("tenant", "prev_hash", name="uq_audit_entries_prev"),
         sa.UniqueConstraint("entry_hash", name="uq_audit_entries_hash"),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_audit_entries_tenant_seq", "audit_entries", ["tenant", "seq"])
     op.create_index("ix_audit_entries_subject", "audit_entries", ["kind", "subject"])
@@ -128,7 +129,7 @@ def upgrade() -> None:
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("forecast_without_change", Money(precision=24, scale=10), nullable=False),
         sa.Column("actual", Money(precision=24, scale=10), nullable=False),
-        sa.Column("estimated_per_month", Money(precision=24, scale=10), nullable=False),
+        sa.Column("estimated_per_month", Money(precision=24, scale=10), nullable=True),
         sa.Column("realised_per_month", Money(precision=24, scale=10), nullable=False),
         sa.Column("computed_at", UTCDateTime(timezone=True), nullable=False),
         sa.Column("detail", sa.JSON(), nullable=False),
