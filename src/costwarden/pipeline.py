@@ -5,17 +5,20 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy.orm import Session
 
 from costwarden.anomaly import anomaly_payload, evaluate_anomalies, record_anomalies
 from costwarden.anomaly.utilisation import StoredUsage, UsageSeries, UsageSource
+from costwarden.approvals import GovernanceReport, govern_recommendations
+from costwarden.audit import hooks as audit_hooks
+from costwarden.audit.retention import prune as prune_audit
 from costwarden.budgets.alerts import alert_payload, crossed_thresholds
 from costwarden.budgets.evaluate import evaluate_budget
 from costwarden.budgets.snapshot import status_snapshot
@@ -24,7 +27,7 @@ from costwarden.domain.alert import Alert, BudgetStatus
 from costwarden.domain.anomaly import AnomalyReport
 from costwarden.domain.budget import Budget
 from costwarden.domain.cost import IngestReport
-from costwarden.errors import SourceError
+from costwarden.errors import AuditIntegrityError, PolicyFileError, SourceError
 from costwarden.notify.outbox import PassNotifier
 from costwarden.quota import (
     QuotaAlert,
@@ -39,6 +42,7 @@ from costwarden.recommend.runner import (
     recommend_for_pass,
     scope_filter,
 )
+from costwarden.review import record_realised_savings
 from costwarden.store import Store
 from costwarden.store.tables import (
     AlertRecord,
@@ -106,15 +110,18 @@ def run_pass(
     recommendations are stored for the service's API.
     """
     run_id = run_id or str(uuid.uuid4())
+    audit_tenant = tenant or settings.service.tenant
     started_at = datetime.now(UTC)
     clock = time.monotonic()
     _record_run(store, run_id, as_of, started_at, trigger, tenant, scope)
+    _audit_policies(store, settings, audit_tenant)
     notifier = PassNotifier(settings.notify, started_at)
 
     try:
         reports: tuple[IngestReport, ...] = ()
         if ingest and settings.palette.api_key is not None:
             reports = _ingest(store, settings, as_of, scope, progress)
+            _audit_ingest(store, audit_tenant, run_id, reports)
         elif ingest:
             logger.warning(
                 "no Palette API key configured (COSTWARDEN_PALETTE_API_KEY); "
@@ -127,13 +134,20 @@ def run_pass(
         )
         recommendations = _recommend(store, settings, as_of, progress)
         alerts = _with_actions(store, settings, alerts, recommendations)
-        _record_alerts(store, run_id, alerts, statuses, notifier)
-        quota = _evaluate_quotas(store, settings, run_id, as_of, started_at, notifier)
-        anomalies, anomaly_alerts = _evaluate_anomalies(
-            store, settings, run_id, as_of, started_at, notifier
+        _record_alerts(store, run_id, alerts, statuses, notifier, audit_tenant)
+        quota = _evaluate_quotas(
+            store, settings, run_id, as_of, started_at, notifier, audit_tenant
         )
-        _record_statuses(store, run_id, statuses)
-        _record_recommendations(store, run_id, recommendations, started_at, notifier)
+        anomalies, anomaly_alerts = _evaluate_anomalies(
+            store, settings, run_id, as_of, started_at, notifier, audit_tenant
+        )
+        _record_statuses(store, run_id, statuses, audit_tenant, settings)
+        governance = _govern(store, settings, run_id, recommendations, audit_tenant, started_at)
+        _record_recommendations(
+            store, run_id, recommendations, started_at, notifier, audit_tenant,
+            governance.approvals,
+        )
+        _record_realised_savings(store, settings, started_at)
         notifier.collect_digests(store)
     except Exception as exc:
         _fail_run(store, run_id, exc)
@@ -143,6 +157,7 @@ def run_pass(
     quota_count = len(quota.alerts) if quota is not None else 0
     fired = len(alerts) + quota_count + len(anomaly_alerts)
     _finish_run(store, run_id, finished_at, len(budgets), fired)
+    _prune_audit(store, settings, audit_tenant, finished_at)
     logger.info(
         "pass %s done: %d budgets, %d alerts, %d notifications queued, %.1f s",
         run_id, len(budgets), len(alerts), notifier.queued, time.monotonic() - clock,
@@ -259,6 +274,7 @@ def _evaluate_quotas(
     as_of: datetime,
     generated_at: datetime,
     notifier: PassNotifier,
+    audit_tenant: str,
 ) -> QuotaReport | None:
     """Project stored usage against quotas, record the alerts and queue their notifications.
 
@@ -269,7 +285,9 @@ def _evaluate_quotas(
     with store.transaction() as session:
         report = evaluate_quotas(session, settings, as_of, generated_at)
         record_quota_alerts(session, run_id, report.alerts)
-        notifier.quota(session, [quota_payload(alert) for alert in report.alerts])
+        payloads = [quota_payload(alert) for alert in report.alerts]
+        notifier.quota(session, payloads)
+        audit_hooks.record_alerts(session, audit_tenant, run_id, payloads)
     return report
 
 
@@ -309,6 +327,7 @@ def _evaluate_anomalies(
     as_of: datetime,
     generated_at: datetime,
     notifier: PassNotifier,
+    audit_tenant: str,
 ) -> tuple[AnomalyReport | None, tuple[dict[str, object], ...]]:
     """Detect cost and utilisation anomalies, record them, and return the alert payloads.
 
@@ -326,6 +345,7 @@ def _evaluate_anomalies(
                 for anomaly in report.anomalies
             )
             notifier.anomalies(session, payloads)
+            audit_hooks.record_alerts(session, audit_tenant, run_id, payloads)
     return report, payloads
 
 
@@ -400,6 +420,7 @@ def _record_alerts(
     alerts: Sequence[Alert],
     statuses: Sequence[BudgetStatus],
     notifier: PassNotifier,
+    audit_tenant: str,
 ) -> None:
     """Upsert each alert on its stable id, keeping the time it was first seen.
 
@@ -426,10 +447,17 @@ def _record_alerts(
             record.run_id = run_id
         evaluated = [status.budget.name for status in statuses if status.problem is None]
         notifier.budgets(session, payloads, evaluated)
+        audit_hooks.record_alerts(session, audit_tenant, run_id, payloads)
 
 
-def _record_statuses(store: Store, run_id: str, statuses: Sequence[BudgetStatus]) -> None:
-    """Replace the latest stored status of each evaluated budget."""
+def _record_statuses(
+    store: Store,
+    run_id: str,
+    statuses: Sequence[BudgetStatus],
+    audit_tenant: str,
+    settings: Settings,
+) -> None:
+    """Replace the latest stored status of each evaluated budget and audit the forecasts."""
     now = datetime.now(UTC)
     with store.transaction() as session:
         for status in statuses:
@@ -441,6 +469,8 @@ def _record_statuses(store: Store, run_id: str, statuses: Sequence[BudgetStatus]
             record.as_of = status.as_of
             record.payload = status_snapshot(status, run_id)
             record.updated_at = now
+        if statuses:
+            audit_hooks.record_forecasts(session, audit_tenant, run_id, statuses, settings.forecast)
 
 
 def _record_recommendations(
@@ -449,10 +479,13 @@ def _record_recommendations(
     outcome: RecommendOutcome,
     created_at: datetime,
     notifier: PassNotifier,
+    audit_tenant: str,
+    approvals: Mapping[str, dict[str, Any]] | None = None,
 ) -> None:
     """Store the pass's recommendations as the list that ``recommend --json`` prints.
 
-    Their notifications are queued in the same transaction when the pass produced a report.
+    Their notifications are queued in the same transaction when the pass produced a report;
+    ``approvals`` attaches the pending approval requests to them.
     """
     report = outcome.report
     items = [item.to_dict() for item in outcome.items]
@@ -475,4 +508,81 @@ def _record_recommendations(
             )
         )
         if report is not None:
-            notifier.recommendations(session, items)
+            notifier.recommendations(session, items, approvals)
+        audit_hooks.record_recommendations(session, audit_tenant, run_id, items)
+
+
+# -- governance -------------------------------------------------------------------------------
+
+
+def _govern(
+    store: Store,
+    settings: Settings,
+    run_id: str,
+    outcome: RecommendOutcome,
+    audit_tenant: str,
+    now: datetime,
+) -> GovernanceReport:
+    """Decide the recommendations under the policies: monitor, open approvals or run auto ones.
+
+    Without ``policy.paths`` it only expires approval requests whose time ran out.
+    """
+    items = [item.to_dict() for item in outcome.items]
+    return govern_recommendations(
+        store, settings, items, run_id=run_id, tenant=audit_tenant, now=now
+    )
+
+
+def _record_realised_savings(store: Store, settings: Settings, now: datetime) -> None:
+    """Compare the spend after applied actions with the forecast without them."""
+    with store.transaction() as session:
+        record_realised_savings(session, settings, now)
+
+
+# -- audit trail ------------------------------------------------------------------------------
+
+
+def _audit_ingest(
+    store: Store, audit_tenant: str, run_id: str, reports: Sequence[IngestReport]
+) -> None:
+    """Append an ingest entry per report; each ingestion committed its rows already."""
+    with store.transaction() as session:
+        for report in reports:
+            audit_hooks.record_ingest(session, audit_tenant, report, run_id)
+
+
+def _audit_policies(store: Store, settings: Settings, audit_tenant: str) -> None:
+    """Append a policy entry when the configured policy set differs from the last recorded one.
+
+    An invalid policy file is logged and skipped here; ``costwarden policy validate`` names
+    the problem.
+    """
+    if not settings.policy.paths:
+        return
+    from costwarden.policy import load_policies
+
+    try:
+        policy_set = load_policies(settings.policy.paths, settings=settings.policy)
+    except PolicyFileError as exc:
+        logger.error("policy change not audited, the policy files do not load: %s", exc)
+        return
+    with store.transaction() as session:
+        audit_hooks.record_policy_change(
+            session, audit_tenant, policy_set.digest, [file.path for file in policy_set.files],
+            policies=[policy.name for policy in policy_set.policies],
+        )
+
+
+def _prune_audit(store: Store, settings: Settings, audit_tenant: str, now: datetime) -> None:
+    """Delete audit entries older than ``audit.retention_days``, when it is set.
+
+    A trail that does not verify is left as it is and logged, and the pass still succeeds.
+    """
+    days = settings.audit.retention_days
+    if days is None:
+        return
+    try:
+        with store.transaction() as session:
+            prune_audit(session, audit_tenant, retention_days=days, now=now)
+    except AuditIntegrityError as exc:
+        logger.error("audit retention skipped for tenant %s: %s", audit_tenant, exc)

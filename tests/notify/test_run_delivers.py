@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 
 import yaml
+from fakes.webhook_receiver import start
 
 from costwarden.cli.run import DEMO_AS_OF, DEMO_SEED, demo_budgets_file
 from costwarden.simulator import SimulatorServer, SimulatorSettings
 from costwarden.store import Store
 from costwarden.store.tables import OutboxRecord
-from fakes.webhook_receiver import start
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 

@@ -69,12 +69,17 @@ def main_options(
 
 def _register_commands() -> None:
     from costwarden.cli import (
+        actions,
         anomalies,
+        approvals,
+        audit,
         backtest,
         budgets,
         deliveries,
         ingest,
+        policy,
         recommend,
+        review,
         run,
         serve,
         sim,
@@ -83,7 +88,7 @@ def _register_commands() -> None:
 
     modules = (
         run, ingest, budgets, sim, backtest, anomalies, recommend, deliveries, serve,
-        config_commands,
+        review, audit, policy, actions, approvals, config_commands,
     )
     for module in modules:
         module.register(app)

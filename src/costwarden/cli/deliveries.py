@@ -170,7 +170,9 @@ def drain_outbox(settings: Settings, *, progress: bool, store: Store | None = No
     channels = build_channels(settings.notify)
     owned = store is None
     store = store or Store.open(settings.database_url)
-    worker = DeliveryWorker(store, settings.notify, channels)
+    worker = DeliveryWorker(
+        store, settings.notify, channels, audit_tenant=settings.service.tenant
+    )
     shown = time.monotonic()
 
     def show(report: WorkerReport) -> None:

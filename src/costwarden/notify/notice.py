@@ -70,6 +70,11 @@ class Notice:
     palette_url: str | None = None
     alert_url: str | None = None
     """The full alert in the costwarden API; trimmed messages link here."""
+    approval: dict[str, Any] | None = None
+    """The pending approval request of the notice's action: ``request_id``, ``action``,
+    ``digest``, ``expires_at`` and, when ``notify.link_secret`` is set, the signed
+    ``approve_token`` and ``reject_token``. Approve and reject buttons and links then decide the
+    request instead of recording a response to the alert."""
 
     @property
     def period_key(self) -> str:

@@ -461,12 +461,28 @@ class PassNotifier:
         ]
         self._enqueue(session, notices, ("anomaly",))
 
-    def recommendations(self, session: Session, items: Sequence[Mapping[str, Any]]) -> None:
-        """Queue the notices of a pass's recommendations; call it only when a report exists."""
+    def recommendations(
+        self,
+        session: Session,
+        items: Sequence[Mapping[str, Any]],
+        approvals: Mapping[str, dict[str, Any]] | None = None,
+    ) -> None:
+        """Queue the notices of a pass's recommendations; call it only when a report exists.
+
+        ``approvals`` maps a notice's alert id to its pending approval request (see
+        ``Notice.approval``).
+        """
         if not self.enabled:
             return
         fleet = load_fleet_labels(session)
         notices = notices_from_recommendations(items, self.settings, self.now, fleet=fleet)
+        if approvals:
+            notices = [
+                replace(notice, approval=approvals[notice.alert_id])
+                if notice.alert_id in approvals
+                else notice
+                for notice in notices
+            ]
         self._enqueue(session, notices, ("recommendation",))
 
     def collect_digests(self, store: Store) -> None:

@@ -541,11 +541,14 @@ def _buttons(notice: Notice, decisions: bool, snooze_hours: int) -> list[dict[st
         return elements
 
     value = notice.alert_id
+    approval = notice.approval or {}
+    approve_value = approval.get("approve_token") or value
+    reject_value = approval.get("reject_token") or value
     elements += [
         {"type": "button", "action_id": ACTION_IDS["approve"], "style": "primary",
-         "text": _plain("Approve"), "value": value},
+         "text": _plain("Approve"), "value": approve_value},
         {"type": "button", "action_id": ACTION_IDS["reject"], "style": "danger",
-         "text": _plain("Reject"), "value": value, "confirm": _reject_confirm()},
+         "text": _plain("Reject"), "value": reject_value, "confirm": _reject_confirm()},
         {"type": "button", "action_id": ACTION_IDS["snooze"],
          "text": _plain(f"Snooze {snooze_hours} h"), "value": value},
     ]

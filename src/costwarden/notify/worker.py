@@ -20,7 +20,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,12 +28,13 @@ import httpx
 from sqlalchemy import and_, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from costwarden.audit.hooks import record_delivery
 from costwarden.config import NotifySettings
 from costwarden.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
 from costwarden.notify.channels import redact, secret_values
 from costwarden.notify.notice import Notice
 from costwarden.notify.pacing import TokenBucket, quiet_until, retry_delay
-from costwarden.notify.registry import Channel, Delivery, SendResult
+from costwarden.notify.registry import ActionLinks, Channel, Delivery, SendResult
 from costwarden.notify.responses import record_response
 from costwarden.service.telemetry import DEAD_LETTERS, DELIVERIES, OUTBOX_ROWS
 from costwarden.store import Store
@@ -126,7 +127,8 @@ class DeliveryWorker:
     """Sends outbox rows to the configured channels.
 
     ``clock`` returns the current UTC time and ``sleep`` waits a number of seconds; tests inject
-    both. The default ``sleep`` returns early when the worker stops.
+    both. The default ``sleep`` returns early when the worker stops. ``audit_tenant`` is the
+    tenant whose audit trail records each sent and dead delivery.
     """
 
     def __init__(
@@ -139,8 +141,10 @@ class DeliveryWorker:
         sleep: Callable[[float], None] | None = None,
         rng: random.Random | None = None,
         worker_id: str | None = None,
+        audit_tenant: str = "default",
     ) -> None:
         self.store = store
+        self.audit_tenant = audit_tenant
         self.settings = settings
         self.delivery = settings.delivery
         self.channels = channels
@@ -382,7 +386,12 @@ class DeliveryWorker:
         links = {}
         sign = channel.context.sign_links
         if sign is not None:
-            links = {notice.alert_id: sign(notice.alert_id, channel.name) for notice in notices}
+            links = {
+                notice.alert_id: _with_approval(
+                    notice, sign(notice.alert_id, channel.name), channel.context.public_url
+                )
+                for notice in notices
+            }
         return Delivery(
             id=row.id,
             channel=row.channel,
@@ -421,6 +430,9 @@ class DeliveryWorker:
             changed = connection.execute(_mark_sent(token), outbox_values).rowcount
             if ref_values:
                 connection.execute(_store_external_ref(), ref_values)
+            for item in sent:
+                self._audit(session, item.row, "sent", item.row.attempts + 1,
+                            external_ref=item.result.external_ref)
         if changed != len(sent):
             logger.warning(
                 "%d outbox rows were sent to %s after their claim lease ended; another worker "
@@ -461,9 +473,20 @@ class DeliveryWorker:
                 .where(OutboxRecord.id == row.id, OutboxRecord.claimed_by == token)
                 .values(**values)
             )
+            if outcome == "dead":
+                self._audit(session, row, "dead", attempts, status=error.status, error=message)
         self._log_failure(row, attempts, outcome, message, retry_at)
         setattr(report, outcome, getattr(report, outcome) + 1)
         DELIVERIES.labels(channel=row.channel, outcome=outcome).inc()
+
+    def _audit(
+        self, session: Session, row: ClaimedRow, outcome: str, attempts: int, **fields: Any
+    ) -> None:
+        """Append the delivery's outcome to the audit trail, in the transaction recording it."""
+        record_delivery(
+            session, self.audit_tenant, delivery_id=row.id, channel=row.channel,
+            event=row.event, alert_id=row.alert_id, outcome=outcome, attempts=attempts, **fields,
+        )
 
     def _failure_outcome(
         self, row: ClaimedRow, attempts: int, error: DeliveryError, now: datetime
@@ -777,3 +800,13 @@ def _count(created: object) -> int:
     if isinstance(created, Sequence | set | dict):
         return len(created)
     return 0
+
+def _with_approval(notice: Notice, links: ActionLinks, public_url: str | None) -> ActionLinks:
+    """Point the approve and reject links at the notice's approval request, when it has one."""
+    approval = notice.approval or {}
+    approve, reject = approval.get("approve_token"), approval.get("reject_token")
+    if not approve or not reject or not public_url:
+        return links
+    base = public_url.rstrip("/")
+    return replace(links, approve=f"{base}/actions/{approve}", reject=f"{base}/actions/{reject}")
+

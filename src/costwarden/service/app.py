@@ -127,7 +127,9 @@ def start_delivery_worker(state: ServiceState) -> DeliveryWorker | None:
     from costwarden.notify.channels import build_channels
     from costwarden.notify.worker import DeliveryWorker
 
-    worker = DeliveryWorker(state.store, notify, build_channels(notify))
+    worker = DeliveryWorker(
+        state.store, notify, build_channels(notify), audit_tenant=state.settings.service.tenant
+    )
     worker.start()
     return worker
 

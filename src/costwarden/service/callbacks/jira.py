@@ -25,7 +25,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from costwarden.errors import DeliveryError
+from costwarden.approvals.decisions import decide
+from costwarden.domain.governance import Vote
+from costwarden.errors import ApprovalError, DeliveryError, NotFoundError
 from costwarden.notify.jira import JiraChannel, JiraSettings
 from costwarden.notify.registry import CHANNELS, ChannelContext, InboundResponse, ResponseAction
 from costwarden.notify.responses import record_response
@@ -290,6 +292,8 @@ def _record(
                 change.issue_key, channel.name,
             )
             return
+        # A redelivered event finds the actor's earlier decision and changes nothing.
+        approval = _approval_of(session, channel.name, alert_id)
         response = InboundResponse(
             alert_id=alert_id,
             channel=channel.name,
@@ -303,7 +307,48 @@ def _record(
                 "display_name": user.get("displayName"),
             },
         )
-        record_response(session, response)
+        if approval is None:
+            record_response(session, response)
+    if approval is not None:
+        _decide_request(state, channel, change, approval, actor, user, dedupe_key)
+
+
+def _approval_of(session: Session, channel: str, alert_id: str) -> dict[str, Any] | None:
+    """Return the approval request the ticket's notice showed, when it showed one."""
+    notice = session.scalar(
+        select(NotificationRecord.notice).where(
+            NotificationRecord.alert_id == alert_id, NotificationRecord.channel == channel
+        )
+    )
+    approval = notice.get("approval") if isinstance(notice, dict) else None
+    if isinstance(approval, dict) and approval.get("request_id") and approval.get("digest"):
+        return approval
+    return None
+
+
+def _decide_request(
+    state: ServiceState,
+    channel: JiraChannel,
+    change: StatusChange,
+    approval: dict[str, Any],
+    actor: str,
+    user: dict[str, Any],
+    dedupe_key: str,
+) -> None:
+    """Decide the approval request of the ticket, bound to the change the ticket showed."""
+    vote: Vote = "approve" if change.action == "approve" else "reject"
+    try:
+        outcome = decide(
+            state.store, state.settings, request_id=str(approval["request_id"]), vote=vote,
+            actor=actor, channel=f"jira:{channel.name}", digest=str(approval["digest"]),
+            detail={"issue": change.issue_key, "webhook": dedupe_key,
+                    "display_name": user.get("displayName")},
+        )
+    except (ApprovalError, NotFoundError) as exc:
+        logger.warning("jira webhook: %s of %s by %s refused: %s",
+                       change.action, change.issue_key, actor or "(none)", exc)
+        return
+    logger.info("jira webhook: %s of %s: %s", change.action, change.issue_key, outcome.message)
 
 
 def _alert_of(session: Session, channel: str, key: str, labels: list[str]) -> str | None:

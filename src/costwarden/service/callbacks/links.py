@@ -6,8 +6,11 @@ page with a button that sends the POST. The POST records the decision once: a se
 the same link gets 409 "already used", and an approve or reject of an alert that someone
 already decided gets 409 "already decided". A forged, malformed or expired link gets 401.
 
-NOTE: anyone who holds a link can use it. The landing page does not yet sign people in, and
-the approver list that would authorize them is not built yet.
+Tokens that start with ``apr1.`` are approval tokens of an approval request; ``approvals.py``
+serves them, and the page asks for the approver's name.
+
+NOTE: anyone who holds a link can use it. The landing page does not sign people in, so the name
+typed on an approval page is recorded without proof.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from costwarden.errors import CallbackError
+from costwarden.approvals.tokens import is_approval_token
+from costwarden.errors import ApprovalError, CallbackError, NotFoundError
 from costwarden.notify.links import LinkClaims, LinkSigner
 from costwarden.notify.registry import InboundResponse
 from costwarden.notify.responses import DEFAULT_SNOOZE_HOURS, record_response
+from costwarden.service.callbacks import approvals
 from costwarden.service.state import ServiceState, service_state
 from costwarden.store.tables import AlertResponseRecord, NotificationRecord
 
@@ -120,6 +125,8 @@ def _signer(state: ServiceState) -> LinkSigner | None:
 @router.get("/actions/{token}", response_class=HTMLResponse, summary="Approval link page")
 async def link_page(token: str, state: State) -> HTMLResponse:
     """Show what the link decides and a button that confirms it; nothing is recorded."""
+    if is_approval_token(token):
+        return await _approval_page(state, token)
     claims, failure = _verify(state, token)
     if failure is not None:
         return failure
@@ -140,8 +147,15 @@ async def link_decision(
     request: Request,
     state: State,
     hours: Annotated[int | None, Form()] = None,
+    actor: Annotated[str | None, Form()] = None,
 ) -> HTMLResponse:
     """Record the decision of a link once; a second use gets 409."""
+    if is_approval_token(token):
+        detail = _client_detail(request)
+        code, title, body = await run_in_threadpool(
+            approvals.decide_link, state, token, actor or "", detail
+        )
+        return _page(code, title, body)
     claims, failure = _verify(state, token)
     if failure is not None:
         return failure
@@ -167,6 +181,29 @@ async def link_decision(
     if not outcome.created:
         return _already_page(outcome)
     return _page(200, f"Alert {PAST[claims.action]}", _done_body(claims, outcome.record))
+
+
+async def _approval_page(state: ServiceState, token: str) -> HTMLResponse:
+    """Show the approval request of an approval token and a form that names the actor."""
+    try:
+        claims = await run_in_threadpool(approvals.verify_token, state, token, "", "link")
+        facts = await run_in_threadpool(approvals.page_facts, state, claims)
+    except ApprovalError as exc:
+        return _page(401, "Invalid approval link", f"<p>{html.escape(str(exc))}</p>")
+    except NotFoundError as exc:
+        return _page(404, "Approval request not found", f"<p>{html.escape(str(exc))}</p>")
+    except SQLAlchemyError as exc:
+        return _unavailable(exc)
+    verb = "Approve" if claims.decision == "approve" else "Reject"
+    return _page(200, f"{verb} change?", approvals.confirm_body(claims, facts))
+
+
+def _client_detail(request: Request) -> dict[str, Any]:
+    return {
+        "via": "link",
+        "client": request.client.host if request.client else None,
+        "user_agent": request.headers.get("user-agent", "")[:200],
+    }
 
 
 def _verify(state: ServiceState, token: str) -> tuple[LinkClaims | None, HTMLResponse | None]:

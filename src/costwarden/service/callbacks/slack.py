@@ -17,18 +17,24 @@ import json
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlsplit
 
+import anyio
+import anyio.from_thread
 import httpx
 from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Request, Response, status
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
-from costwarden.errors import CallbackError, ConfigError
+from costwarden.approvals.tokens import is_approval_token
+from costwarden.domain.governance import Vote
+from costwarden.errors import ApprovalError, CallbackError, ConfigError, NotFoundError
 from costwarden.notify.registry import CHANNELS, InboundResponse, ResponseAction
 from costwarden.notify.slack import ACTION_IDS, SlackSettings
+from costwarden.service.callbacks.approvals import channel_decision
 from costwarden.service.callbacks.links import PAST, Outcome, record_decision
 from costwarden.service.state import ServiceState, service_state
 
@@ -156,6 +162,11 @@ async def slack_action(request: Request, background: BackgroundTasks, state: Sta
 
     payload = _payload(body)
     name, settings = pick_channel(matching, payload)
+    url = str(payload.get("response_url") or "")
+    follow = url if url and follow_up_allowed(url, settings.api_url) else None
+    clicks = approval_clicks(payload, name)
+    if clicks:
+        background.add_task(decide_clicks, state, clicks, follow)
     decisions = _decisions(payload, name, settings, datetime.now(UTC))
     if not decisions:
         return Response(status_code=status.HTTP_200_OK)
@@ -167,10 +178,9 @@ async def slack_action(request: Request, background: BackgroundTasks, state: Sta
             status.HTTP_503_SERVICE_UNAVAILABLE, "the decision could not be stored; click again"
         ) from exc
 
-    url = str(payload.get("response_url") or "")
-    if url and follow_up_allowed(url, settings.api_url):
+    if follow is not None:
         for decision, outcome in zip(decisions, outcomes, strict=True):
-            background.add_task(post_follow_up, url, follow_up(decision, outcome))
+            background.add_task(post_follow_up, follow, follow_up(decision, outcome))
     elif url:
         logger.warning("slack callback: response_url host %s is not the Slack host of channel "
                        "%s; no follow-up sent", urlsplit(url).hostname, name)
@@ -205,6 +215,8 @@ def _decisions(
     for item in payload.get("actions") or []:
         action = ACTIONS.get(item.get("action_id")) if isinstance(item, dict) else None
         alert_id = item.get("value") if action else None
+        if isinstance(alert_id, str) and is_approval_token(alert_id):
+            continue
         if not action or not isinstance(alert_id, str) or not 0 < len(alert_id) <= MAX_ALERT_ID:
             continue
         decisions.append(InboundResponse(
@@ -230,6 +242,67 @@ def _detail(payload: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
         "channel_id": container.get("channel_id"),
         "message_ts": container.get("message_ts"),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalClick:
+    """A click on an Approve or Reject button that carries an approval token."""
+
+    token: str
+    vote: Vote
+    actor: str
+    channel: str
+    detail: dict[str, Any]
+
+
+def approval_clicks(payload: dict[str, Any], channel: str) -> list[ApprovalClick]:
+    """Return the clicks of a ``block_actions`` payload whose button value is an approval token."""
+    if payload.get("type") != "block_actions":
+        return []
+    user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
+    user_id = str(user.get("id") or "")
+    clicks = []
+    for item in payload.get("actions") or []:
+        if not isinstance(item, dict):
+            continue
+        action = ACTIONS.get(item.get("action_id"))
+        value = item.get("value")
+        if action not in ("approve", "reject") or not isinstance(value, str):
+            continue
+        if not is_approval_token(value) or not user_id:
+            continue
+        vote: Vote = "approve" if action == "approve" else "reject"
+        clicks.append(ApprovalClick(value, vote, user_id, channel, _detail(payload, user)))
+    return clicks
+
+
+def decide_clicks(state: ServiceState, clicks: list[ApprovalClick], url: str | None) -> None:
+    """Decide approval requests from button clicks and post the result to the clicking user.
+
+    Runs after the response, because an approved change may take longer than Slack's 3 s.
+    """
+    for click in clicks:
+        try:
+            outcome = channel_decision(
+                state, click.token, click.vote, click.actor, f"slack:{click.channel}",
+                click.detail, per_actor_token=True,
+            )
+            text = outcome.message
+            visible = outcome.status in ("executed", "rejected", "recorded", "failed")
+        except (ApprovalError, NotFoundError) as exc:
+            text = f"Your {click.vote} was not accepted: {exc}"
+            visible = False
+        except SQLAlchemyError as exc:
+            logger.error("slack callback: storing an approval decision failed: %s", exc)
+            text = "The decision could not be stored; click again in a minute."
+            visible = False
+        if url:
+            message = {
+                "response_type": "in_channel" if visible else "ephemeral",
+                "replace_original": False,
+                "text": f"<@{click.actor}>: {text}" if visible else text,
+            }
+            anyio.from_thread.run(post_follow_up, url, message)
 
 
 def _record_all(state: ServiceState, decisions: list[InboundResponse]) -> list[Outcome]:

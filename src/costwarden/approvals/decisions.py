@@ -1,0 +1,476 @@
+"""Approve or reject an approval request, and run its action once the approvals are in.
+
+Every channel ends here: Slack buttons and signed links carry an approval token, Jira
+transitions, the CLI and the API name the request and an authenticated actor. ``decide``
+first checks the token's digest and decision, and that the stored request still hashes to its
+digest. Then it checks that the token is unused, that the request is pending and not expired,
+and that the actor belongs to an approver group of the request. Each refusal is audited and
+raised as ``ApprovalError``, and nothing runs.
+
+A reject closes the request. When the distinct approvers reach ``required_approvals``, the
+request's votes go to ``runner.run(mode="apply")``, where the production guard checks them
+again. A decision on a request that was already decided or executed changes nothing and
+returns a message saying so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from costwarden.actions import runner
+from costwarden.actions.context import ActionContext
+from costwarden.approvals.requests import (
+    decisions_of,
+    find_request,
+    stored_action_request,
+)
+from costwarden.approvals.tokens import ApprovalClaims
+from costwarden.audit import trail
+from costwarden.config import Settings
+from costwarden.domain.governance import ApprovalVote, PolicyDecision, Vote
+from costwarden.errors import ActionError, ApprovalError, GovernanceError
+from costwarden.store import Store
+from costwarden.store.tables import ApprovalDecisionRecord, ApprovalRequestRecord
+
+logger = logging.getLogger(__name__)
+
+OutcomeStatus = Literal["recorded", "executed", "failed", "rejected", "approved", "unchanged"]
+
+PAST: dict[str, str] = {"approve": "approved", "reject": "rejected"}
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionOutcome:
+    """The result of one decision.
+
+    ``status``: ``recorded`` (more approvals needed), ``approved`` (approvals complete but
+    actions are off), ``executed`` or ``failed`` (the run's result), ``rejected``, or
+    ``unchanged`` (the request was already decided, or this actor already voted).
+    """
+
+    status: OutcomeStatus
+    request_id: str
+    request_status: str
+    message: str
+    run_id: str | None = None
+
+
+ContextFactory = Callable[[Settings, str], ActionContext]
+
+
+def _default_context(settings: Settings, tenant: str) -> ActionContext:
+    return ActionContext(settings=settings, tenant=tenant)
+
+
+def decide(
+    store: Store,
+    settings: Settings,
+    *,
+    request_id: str,
+    vote: Vote,
+    actor: str,
+    channel: str,
+    now: datetime | None = None,
+    claims: ApprovalClaims | None = None,
+    detail: Mapping[str, Any] | None = None,
+    tenant: str | None = None,
+    digest: str | None = None,
+    per_actor_token: bool = False,
+    context_factory: ContextFactory = _default_context,
+) -> DecisionOutcome:
+    """Record one approve or reject and run the action when the approvals are complete.
+
+    ``request_id`` may be a unique prefix unless ``claims`` are given. ``actor`` must already be
+    authenticated by the caller (Slack signature, Jira signature, API key, OS user).
+    ``claims`` are the verified token claims of a channel decision. ``digest`` is the change a
+    channel without tokens showed (a Jira ticket); it must match the request.
+    ``per_actor_token`` makes the token single-use per person instead of single-use: a Slack
+    button is one token shown to every member of the channel, and Slack authenticates who
+    clicked. Raises ``ApprovalError``
+    for a refused decision and ``NotFoundError`` for an unknown request.
+    """
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    tenant = tenant or settings.service.tenant
+    actor = actor.strip()
+    token_key = token_use_key(claims, actor, per_actor=per_actor_token)
+
+    with Session(store.engine, expire_on_commit=False) as session:
+        record = _load(session, tenant, request_id, claims)
+        try:
+            _check_change(record, vote, claims)
+            if digest is not None and digest != record.params_digest:
+                raise ApprovalError(
+                    f"the decision was made on another change than approval request {record.id} "
+                    "holds; decide the latest request"
+                )
+            unchanged = _unchanged(session, record, actor)
+            if unchanged is not None:
+                return unchanged
+            groups = _check_pending(session, settings, record, actor, now, claims, token_key)
+            recorded = _record(
+                session, record, vote, actor, channel, groups, now, claims, token_key, detail
+            )
+        except ApprovalError as exc:
+            session.rollback()
+            _audit_refusal(session, record, vote, actor, channel, str(exc), now, claims)
+            session.commit()
+            logger.warning("approval decision on %s by %s refused: %s", record.id, actor, exc)
+            raise
+        if not recorded:
+            session.rollback()
+            return _already_voted(record)
+
+        if vote == "reject":
+            record.status = "rejected"
+            record.decided_at = now
+            session.commit()
+            logger.info("approval request %s rejected by %s", record.id, actor)
+            return DecisionOutcome(
+                "rejected", record.id, record.status,
+                f"{actor} rejected {record.action}; the request is closed and nothing runs",
+            )
+
+        approvers = _approvers(session, record)
+        if len(approvers) < record.required_approvals:
+            session.commit()
+            return DecisionOutcome(
+                "recorded", record.id, record.status,
+                f"{actor} approved {record.action}: {len(approvers)} of "
+                f"{record.required_approvals} approvals from different people",
+            )
+
+        record.status = "approved"
+        record.decided_at = now
+        session.commit()
+        return execute(session, settings, record, now=now, actor=actor,
+                       context_factory=context_factory)
+
+
+def _load(
+    session: Session, tenant: str, request_id: str, claims: ApprovalClaims | None
+) -> ApprovalRequestRecord:
+    if claims is None:
+        return find_request(session, tenant, request_id)
+    record = session.get(ApprovalRequestRecord, claims.request_id)
+    if record is None or record.tenant != tenant or request_id != claims.request_id:
+        raise ApprovalError(
+            f"the approval token names request {claims.request_id}, which does not exist for "
+            f"tenant {tenant!r}"
+        )
+    return record
+
+
+def token_use_key(claims: ApprovalClaims | None, actor: str, *, per_actor: bool) -> str | None:
+    """Return the value stored in ``ApprovalDecisionRecord.token_id`` for a token use."""
+    if claims is None:
+        return None
+    if not per_actor:
+        return claims.token_id
+    person = hashlib.sha256(actor.casefold().encode()).hexdigest()[:24]
+    return f"{claims.token_id}:{person}"
+
+
+def _check_change(record: ApprovalRequestRecord, vote: Vote, claims: ApprovalClaims | None) -> None:
+    """Check that the token and the stored request still describe the same change."""
+    if claims is not None and claims.digest != record.params_digest:
+        raise ApprovalError(
+            f"the approval token was issued for another change than request {record.id} holds; "
+            "use the buttons or links of the latest message"
+        )
+    if claims is not None and claims.decision != vote:
+        raise ApprovalError(
+            f"the approval token is for {claims.decision}, not {vote}; use the matching button"
+        )
+    if stored_action_request(record).digest != record.params_digest:
+        raise ApprovalError(
+            f"approval request {record.id}: its stored action, target or parameters no longer "
+            "match the digest it was requested under; the request cannot be decided"
+        )
+    if record.status in ("expired", "superseded"):
+        raise ApprovalError(
+            f"approval request {record.id} is {record.status}; decide the newest request of "
+            f"{record.subject_kind} {record.subject_id} instead"
+        )
+
+
+def _check_pending(
+    session: Session,
+    settings: Settings,
+    record: ApprovalRequestRecord,
+    actor: str,
+    now: datetime,
+    claims: ApprovalClaims | None,
+    token_key: str | None,
+) -> list[str]:
+    """Check a decision on a pending request; return the actor's approver groups."""
+    if token_key is not None and _token_used(session, token_key):
+        raise ApprovalError("the approval token was already used; each token works once")
+    if _utc(record.expires_at) <= now:
+        record.status = "expired"
+        record.decided_at = now
+        session.commit()
+        raise ApprovalError(
+            f"approval request {record.id} expired at {_utc(record.expires_at).isoformat()}; "
+            f"requests stay open for approvals.ttl_hours ({settings.approvals.ttl_hours} h)"
+        )
+    if not actor:
+        raise ApprovalError("the decision names no actor, so it cannot count")
+    return _actor_groups(settings, record, actor)
+
+
+def _token_used(session: Session, token_key: str) -> bool:
+    found = session.scalar(
+        select(ApprovalDecisionRecord.id).where(ApprovalDecisionRecord.token_id == token_key)
+    )
+    return found is not None
+
+
+def _actor_groups(settings: Settings, record: ApprovalRequestRecord, actor: str) -> list[str]:
+    """Return the groups of ``record`` that list ``actor``; raise when the request names groups
+    and none lists the actor."""
+    folded = actor.casefold()
+    member_of = sorted(
+        name
+        for name, members in settings.approvals.groups.items()
+        if folded in {member.strip().casefold() for member in members}
+    )
+    wanted = list(record.approver_groups or [])
+    if not wanted:
+        return member_of
+    allowed = [name for name in member_of if name in wanted]
+    if not allowed:
+        raise ApprovalError(
+            f"{actor} is not a member of the approver groups {', '.join(wanted)} of approval "
+            f"request {record.id} (approvals.groups)"
+        )
+    return allowed
+
+
+def _unchanged(
+    session: Session, record: ApprovalRequestRecord, actor: str
+) -> DecisionOutcome | None:
+    """Return the no-op outcome for a request that is no longer pending, else None."""
+    if record.status == "pending":
+        return None
+    run = runner.find_by_key(session, f"{record.params_digest}:apply")
+    detail = f" (run {run.id}, {run.status})" if run is not None else ""
+    message = (
+        f"approval request {record.id} for {record.action} is already {record.status}"
+        f"{detail}; nothing changed"
+    )
+    logger.info("decision by %s on %s: %s", actor, record.id, message)
+    return DecisionOutcome("unchanged", record.id, record.status, message,
+                           run.id if run is not None else None)
+
+
+def _already_voted(record: ApprovalRequestRecord) -> DecisionOutcome:
+    return DecisionOutcome(
+        "unchanged", record.id, record.status,
+        f"this person already decided approval request {record.id}; a second vote by the same "
+        "person does not count, and nothing changed",
+    )
+
+
+def _record(
+    session: Session,
+    record: ApprovalRequestRecord,
+    vote: Vote,
+    actor: str,
+    channel: str,
+    groups: list[str],
+    now: datetime,
+    claims: ApprovalClaims | None,
+    token_key: str | None,
+    detail: Mapping[str, Any] | None,
+) -> bool:
+    """Insert the decision row and its audit entry; return False when the actor already voted.
+
+    A concurrent use of the same token fails on the unique token id and raises ApprovalError.
+    """
+    decision = ApprovalDecisionRecord(
+        id=str(uuid.uuid4()),
+        request_id=record.id,
+        decision=vote,
+        actor=actor,
+        groups=groups,
+        channel=channel,
+        token_id=token_key,
+        decided_at=now,
+        detail=dict(detail or {}),
+    )
+    try:
+        with session.begin_nested():
+            session.add(decision)
+    except IntegrityError:
+        if token_key is not None and _token_used(session, token_key):
+            raise ApprovalError(
+                "the approval token was already used; each token works once"
+            ) from None
+        return False
+
+    trail.append(
+        session,
+        tenant=record.tenant,
+        kind="approval",
+        subject=f"{record.subject_kind}:{record.subject_id}",
+        actor=actor,
+        summary=f"{actor} {PAST[vote]} {record.action} via {channel} (request {record.id})",
+        detail={
+            "event": vote,
+            "request_id": record.id,
+            "digest": record.params_digest,
+            "channel": channel,
+            "groups": groups,
+            "token_id": decision.token_id,
+            **dict(detail or {}),
+        },
+        recorded_at=now,
+    )
+    return True
+
+
+def _approvers(session: Session, record: ApprovalRequestRecord) -> set[str]:
+    return {
+        item.actor.casefold()
+        for item in decisions_of(session, record.id)
+        if item.decision == "approve"
+    }
+
+
+def votes_of(session: Session, record: ApprovalRequestRecord) -> list[ApprovalVote]:
+    """Return the recorded decisions of ``record`` as the guard's votes."""
+    return [
+        ApprovalVote(
+            actor=item.actor,
+            vote="approve" if item.decision == "approve" else "reject",
+            digest=record.params_digest,
+            decided_at=_utc(item.decided_at),
+            groups=tuple(item.groups or ()),
+            channel=item.channel,
+        )
+        for item in decisions_of(session, record.id)
+    ]
+
+
+def stored_decision(record: ApprovalRequestRecord) -> PolicyDecision:
+    """Rebuild the policy decision a request was opened under.
+
+    NOTE: the run uses the decision stored with the request, not a new decision under the
+    policies loaded now; the guard still re-applies the tenant-wide mode and the production
+    selectors from the current settings.
+    """
+    return PolicyDecision(
+        action=record.action,
+        mode="approve",
+        policy=record.policy or None,
+        production=record.production,
+        required_approvals=record.required_approvals,
+        approver_groups=tuple(record.approver_groups or ()),
+        digest=record.params_digest,
+    )
+
+
+def execute(
+    session: Session,
+    settings: Settings,
+    record: ApprovalRequestRecord,
+    *,
+    now: datetime,
+    actor: str,
+    context_factory: ContextFactory = _default_context,
+) -> DecisionOutcome:
+    """Run the approved action of ``record`` through the runner and store the result."""
+    if not settings.actions.enabled:
+        message = (
+            f"{record.action} is approved, but actions.enabled is false, so nothing ran; it "
+            "runs after actions.enabled is set and the request is approved again"
+        )
+        return DecisionOutcome("approved", record.id, record.status, message)
+
+    request = stored_action_request(record)
+    votes: Sequence[ApprovalVote] = votes_of(session, record)
+    context = context_factory(settings, record.tenant)
+    try:
+        run = runner.run(
+            session, request, stored_decision(record), votes,
+            mode="apply", context=context, now=now, request_id=record.id, actor=actor,
+        )
+    except (GovernanceError, ActionError) as exc:
+        session.rollback()
+        record.status = "failed"
+        session.commit()
+        return DecisionOutcome(
+            "failed", record.id, record.status, f"{record.action} did not run: {exc}"
+        )
+    finally:
+        context.close()
+
+    record.status = "executed" if run.status == "succeeded" else "failed"
+    session.commit()
+    summary = (run.result or {}).get("summary") or run.error or run.status
+    status: OutcomeStatus = "executed" if run.status == "succeeded" else "failed"
+    return DecisionOutcome(
+        status, record.id, record.status, f"{record.action} {run.status}: {summary}", run.id
+    )
+
+
+def _audit_refusal(
+    session: Session,
+    record: ApprovalRequestRecord,
+    vote: Vote,
+    actor: str,
+    channel: str,
+    reason: str,
+    now: datetime,
+    claims: ApprovalClaims | None,
+) -> None:
+    trail.append(
+        session,
+        tenant=record.tenant,
+        kind="approval",
+        subject=f"{record.subject_kind}:{record.subject_id}",
+        actor=actor or "unknown",
+        summary=f"{vote} of {record.action} by {actor or 'unknown'} via {channel} refused: "
+        f"{reason}",
+        detail={
+            "event": "refused",
+            "request_id": record.id,
+            "vote": vote,
+            "channel": channel,
+            "reason": reason,
+            "token_id": claims.token_id if claims is not None else None,
+            "token_digest": claims.digest if claims is not None else None,
+        },
+        recorded_at=now,
+    )
+
+
+def audit_token_refusal(
+    store: Store, tenant: str, *, actor: str, channel: str, reason: str, now: datetime
+) -> None:
+    """Audit a token that failed before it named a known request (forged, malformed, expired)."""
+    with store.transaction() as session:
+        trail.append(
+            session,
+            tenant=tenant,
+            kind="approval",
+            subject="approval-token",
+            actor=actor or "unknown",
+            summary=f"approval token from {channel} refused: {reason}",
+            detail={"event": "refused", "channel": channel, "reason": reason},
+            recorded_at=now,
+        )
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment

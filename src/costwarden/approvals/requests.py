@@ -1,0 +1,418 @@
+"""Approval requests: turning recommendations into action requests, and storing the requests.
+
+``action_request`` maps a recommendation to one registered action with its exact parameters
+and the state the recommendation was computed from. ``open_request`` stores the request of a
+decision in ``approve`` mode once per (tenant, subject, action, digest): a later pass that
+proposes the same change finds the stored row, and one that proposes another change supersedes
+the older pending row of the same subject and action.
+
+Request statuses: ``pending`` until decided; ``approved`` once the required approvals are in
+and the run has not finished; ``executed`` after the run succeeded; ``failed`` after it failed
+or the guard refused it; ``rejected``; ``expired`` after ``approvals.ttl_hours``; and
+``superseded`` when a later pass proposed another change for the same subject and action.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from costwarden.audit import trail
+from costwarden.domain.governance import (
+    ActionRequest,
+    ActionScope,
+    PolicyDecision,
+    SubjectKind,
+)
+from costwarden.errors import NotFoundError
+from costwarden.store.tables import ApprovalDecisionRecord, ApprovalRequestRecord, Cluster
+
+logger = logging.getLogger(__name__)
+
+STATUSES = ("pending", "approved", "executed", "failed", "rejected", "expired", "superseded")
+OPEN_STATUSES = ("pending",)
+
+SYSTEM_ACTOR = "costwarden"
+
+
+# -- recommendations to action requests -------------------------------------------------------
+
+
+def action_request(session: Session, item: Mapping[str, Any]) -> ActionRequest | None:
+    """Return the action request of a recommendation dict (``Recommendation.to_dict()``).
+
+    Returns None when no registered action applies the recommendation: only machine pool
+    changes map to actions so far (resize, capacity type, instance type).
+    """
+    target = item.get("target") or {}
+    if target.get("kind") != "MachinePool":
+        # NOTE: workload, volume and load balancer recommendations have no action yet; they
+        # stay reports, and the gitops.pull_request action is not proposed for them.
+        return None
+
+    mapped = _pool_action(item)
+    if mapped is None:
+        return None
+    action, params, expected = mapped
+
+    scope = pool_scope(session, target)
+    if scope is None:
+        logger.info(
+            "recommendation %s: cluster %s is not stored, so no action request is made",
+            item.get("id"), target.get("cluster"),
+        )
+        return None
+    return ActionRequest(
+        action=action,
+        scope=scope,
+        params=params,
+        subject_kind="recommendation",
+        subject_id=str(item["id"]),
+        expected=expected,
+    )
+
+
+def _pool_action(item: Mapping[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+    before = item.get("before") or {}
+    after = item.get("after") or {}
+
+    if after.get("capacityType") == "spot":
+        return "palette.set_capacity_type", {"capacity_type": "spot"}, {
+            "capacity_type": "on-demand"
+        }
+    if "instanceType" in after and after.get("instanceType") != before.get("instanceType"):
+        expected = {"instance_type": before["instanceType"]} if before.get("instanceType") else {}
+        return "palette.set_instance_type", {"instance_type": after["instanceType"]}, expected
+    if "size" in after and isinstance(after["size"], int):
+        params: dict[str, Any] = {"size": after["size"]}
+        if isinstance(after.get("minSize"), int):
+            params["min_size"] = after["minSize"]
+        expected = {"size": before["size"]} if isinstance(before.get("size"), int) else {}
+        return "palette.resize_pool", params, expected
+    return None
+
+
+def pool_scope(session: Session, target: Mapping[str, Any]) -> ActionScope | None:
+    """Build the machine pool scope of a recommendation target from the stored cluster."""
+    cluster = session.scalars(
+        select(Cluster).where(Cluster.name == target.get("cluster")).order_by(Cluster.uid)
+    ).first()
+    if cluster is None:
+        return None
+    return ActionScope(
+        kind="machine_pool",
+        cluster_uid=cluster.uid,
+        cluster=cluster.name,
+        name=str(target.get("pool") or target.get("name")),
+        project=cluster.project_name,
+        cloud=cluster.cloud,
+        labels={str(k): str(v) for k, v in (cluster.labels or {}).items()},
+    )
+
+
+def recommendation_facts(item: Mapping[str, Any], scope: ActionScope) -> dict[str, Any]:
+    """Return the CEL facts of a recommendation: the cluster, the pool and the recommendation."""
+    savings = item.get("savings") or {}
+    before = item.get("before") or {}
+    return {
+        "cluster": {
+            "name": scope.cluster,
+            "uid": scope.cluster_uid,
+            "project": scope.project,
+            "cloud": scope.cloud,
+            "labels": dict(scope.labels),
+        },
+        "pool": {"name": scope.name, "size": before.get("size")},
+        "recommendation": {
+            "id": item.get("id"),
+            "kind": item.get("kind"),
+            "savings_per_month": savings.get("per_month"),
+            "currency": savings.get("currency"),
+            "confidence": item.get("confidence"),
+            "risk": item.get("risk"),
+        },
+    }
+
+
+def recommendation_evidence(item: Mapping[str, Any], run_id: str) -> dict[str, Any]:
+    """Return what an approver sees and the review reads: savings, data window, source."""
+    savings = item.get("savings") or {}
+    evidence = item.get("evidence") or {}
+    return {
+        "recommendation_id": item.get("id"),
+        "recommendation_kind": item.get("kind"),
+        "title": item.get("title"),
+        "estimated_savings_per_month": savings.get("per_month"),
+        "currency": savings.get("currency"),
+        "window": evidence.get("window") or evidence.get("data_window"),
+        "before": item.get("before"),
+        "after": item.get("after"),
+        "risk": item.get("risk"),
+        "risk_note": item.get("risk_note"),
+        "ui_link": item.get("ui_link"),
+        "run_id": run_id,
+    }
+
+
+# -- storing requests --------------------------------------------------------------------------
+
+
+def open_request(
+    session: Session,
+    tenant: str,
+    request: ActionRequest,
+    decision: PolicyDecision,
+    evidence: Mapping[str, Any],
+    *,
+    now: datetime,
+    ttl_hours: int,
+) -> tuple[ApprovalRequestRecord, bool]:
+    """Store the approval request of ``request`` and return it with True, or the stored one.
+
+    The unique (tenant, subject, action, digest) constraint makes a re-run create nothing. A
+    new request supersedes the pending requests of the same subject and action, whose change
+    differs. The new request and its audit entry are written in the caller's transaction.
+    """
+    digest = request.digest
+    existing = find_change(session, tenant, request.subject_id, request.action, digest)
+    if existing is not None:
+        return existing, False
+
+    record = ApprovalRequestRecord(
+        id=str(uuid.uuid4()),
+        tenant=tenant,
+        subject_kind=request.subject_kind,
+        subject_id=request.subject_id,
+        policy=decision.policy or "",
+        action=request.action,
+        target=request.scope.as_dict(),
+        params=dict(request.params),
+        params_digest=digest,
+        production=decision.production,
+        required_approvals=max(1, decision.required_approvals),
+        approver_groups=list(decision.approver_groups),
+        status="pending",
+        created_at=now,
+        expires_at=now + timedelta(hours=ttl_hours),
+        decided_at=None,
+        evidence={**evidence, "expected": dict(request.expected)},
+    )
+    try:
+        with session.begin_nested():
+            session.add(record)
+    except IntegrityError:
+        # Another replica stored the same change first.
+        winner = find_change(session, tenant, request.subject_id, request.action, digest)
+        if winner is None:
+            raise
+        return winner, False
+
+    superseded = _supersede(session, tenant, request, record.id, now)
+    trail.append(
+        session,
+        tenant=tenant,
+        kind="approval",
+        subject=f"{request.subject_kind}:{request.subject_id}",
+        actor=SYSTEM_ACTOR,
+        summary=(
+            f"approval requested for {request.action} on {_scope_text(request.scope)} "
+            f"(policy {decision.policy or 'none'}, {record.required_approvals} approval(s)"
+            f"{', production' if decision.production else ''})"
+        ),
+        detail={
+            "event": "requested",
+            "request_id": record.id,
+            "action": request.action,
+            "digest": digest,
+            "scope": request.scope.as_dict(),
+            "params": dict(request.params),
+            "expected": dict(request.expected),
+            "policy": decision.policy,
+            "mode": decision.mode,
+            "production": decision.production,
+            "required_approvals": record.required_approvals,
+            "approver_groups": list(decision.approver_groups),
+            "reasons": list(decision.reasons),
+            "expires_at": record.expires_at,
+            "superseded": superseded,
+            **{key: value for key, value in evidence.items() if key != "run_id"},
+        },
+        recorded_at=now,
+    )
+    logger.info(
+        "approval request %s opened for %s of %s", record.id, request.action, request.subject_id
+    )
+    return record, True
+
+
+def _supersede(
+    session: Session, tenant: str, request: ActionRequest, keep_id: str, now: datetime
+) -> list[str]:
+    older = session.scalars(
+        select(ApprovalRequestRecord.id).where(
+            ApprovalRequestRecord.tenant == tenant,
+            ApprovalRequestRecord.subject_id == request.subject_id,
+            ApprovalRequestRecord.action == request.action,
+            ApprovalRequestRecord.status == "pending",
+            ApprovalRequestRecord.id != keep_id,
+        )
+    ).all()
+    if older:
+        session.execute(
+            update(ApprovalRequestRecord)
+            .where(ApprovalRequestRecord.id.in_(list(older)))
+            .values(status="superseded", decided_at=now)
+        )
+    return list(older)
+
+
+def expire_requests(session: Session, tenant: str, now: datetime) -> int:
+    """Mark the pending requests of ``tenant`` whose time ran out as expired; return the count."""
+    due = session.scalars(
+        select(ApprovalRequestRecord).where(
+            ApprovalRequestRecord.tenant == tenant,
+            ApprovalRequestRecord.status == "pending",
+            ApprovalRequestRecord.expires_at <= now,
+        )
+    ).all()
+    for record in due:
+        record.status = "expired"
+        record.decided_at = now
+        trail.append(
+            session,
+            tenant=tenant,
+            kind="approval",
+            subject=f"{record.subject_kind}:{record.subject_id}",
+            actor=SYSTEM_ACTOR,
+            summary=f"approval request {record.id} for {record.action} expired undecided",
+            detail={"event": "expired", "request_id": record.id, "digest": record.params_digest},
+            recorded_at=now,
+        )
+    return len(due)
+
+
+def find_change(
+    session: Session, tenant: str, subject_id: str, action: str, digest: str
+) -> ApprovalRequestRecord | None:
+    return session.scalars(
+        select(ApprovalRequestRecord).where(
+            ApprovalRequestRecord.tenant == tenant,
+            ApprovalRequestRecord.subject_id == subject_id,
+            ApprovalRequestRecord.action == action,
+            ApprovalRequestRecord.params_digest == digest,
+        )
+    ).first()
+
+
+def find_request(session: Session, tenant: str, request_id: str) -> ApprovalRequestRecord:
+    """Return the request with this id or unique id prefix; raise ``NotFoundError`` otherwise."""
+    rows = session.scalars(
+        select(ApprovalRequestRecord)
+        .where(
+            ApprovalRequestRecord.tenant == tenant,
+            ApprovalRequestRecord.id.startswith(request_id),
+        )
+        .limit(2)
+    ).all()
+    if len(rows) != 1:
+        problem = "matches several requests; give more characters" if rows else "not found"
+        raise NotFoundError(
+            f"approval request {request_id!r} {problem}; 'costwarden approvals list' shows them"
+        )
+    return rows[0]
+
+
+def list_requests(
+    session: Session, tenant: str, *, status: str | None = None, limit: int = 50
+) -> list[ApprovalRequestRecord]:
+    """Return a tenant's requests, newest first, optionally only those in ``status``."""
+    query = select(ApprovalRequestRecord).where(ApprovalRequestRecord.tenant == tenant)
+    if status is not None:
+        query = query.where(ApprovalRequestRecord.status == status)
+    query = query.order_by(ApprovalRequestRecord.created_at.desc(), ApprovalRequestRecord.id)
+    return list(session.scalars(query.limit(limit)))
+
+
+def decisions_of(session: Session, request_id: str) -> list[ApprovalDecisionRecord]:
+    return list(
+        session.scalars(
+            select(ApprovalDecisionRecord)
+            .where(ApprovalDecisionRecord.request_id == request_id)
+            .order_by(ApprovalDecisionRecord.decided_at, ApprovalDecisionRecord.id)
+        )
+    )
+
+
+def stored_action_request(record: ApprovalRequestRecord) -> ActionRequest:
+    """Rebuild the action request a stored approval request was made for."""
+    target = dict(record.target or {})
+    scope = ActionScope(
+        kind=str(target.get("kind")),
+        cluster_uid=target.get("cluster_uid"),
+        cluster=target.get("cluster"),
+        name=target.get("name"),
+        project=target.get("project"),
+        cloud=target.get("cloud"),
+        namespace=target.get("namespace"),
+        labels=dict(target.get("labels") or {}),
+    )
+    subject_kind: SubjectKind = "alert" if record.subject_kind == "alert" else "recommendation"
+    return ActionRequest(
+        action=record.action,
+        scope=scope,
+        params=dict(record.params or {}),
+        subject_kind=subject_kind,
+        subject_id=record.subject_id,
+        expected=dict((record.evidence or {}).get("expected") or {}),
+    )
+
+
+def request_json(
+    record: ApprovalRequestRecord, decisions: list[ApprovalDecisionRecord] | None = None
+) -> dict[str, Any]:
+    """Return a request as plain JSON values, for the CLI and the API."""
+    data: dict[str, Any] = {
+        "id": record.id,
+        "tenant": record.tenant,
+        "status": record.status,
+        "subject_kind": record.subject_kind,
+        "subject_id": record.subject_id,
+        "policy": record.policy or None,
+        "action": record.action,
+        "target": record.target,
+        "params": record.params,
+        "digest": record.params_digest,
+        "production": record.production,
+        "required_approvals": record.required_approvals,
+        "approver_groups": record.approver_groups,
+        "created_at": record.created_at.isoformat(),
+        "expires_at": record.expires_at.isoformat(),
+        "decided_at": record.decided_at.isoformat() if record.decided_at else None,
+        "evidence": record.evidence,
+    }
+    if decisions is not None:
+        data["decisions"] = [
+            {
+                "decision": item.decision,
+                "actor": item.actor,
+                "groups": item.groups,
+                "channel": item.channel,
+                "decided_at": item.decided_at.isoformat(),
+                "detail": item.detail,
+            }
+            for item in decisions
+        ]
+    return data
+
+
+def _scope_text(scope: ActionScope) -> str:
+    parts = [part for part in (scope.cluster or scope.cluster_uid, scope.namespace, scope.name)
+             if part]
+    return f"{scope.kind} {'/'.join(parts)}"

@@ -1,0 +1,297 @@
+"""The governance stage of a pass: policy decisions for the pass's recommendations.
+
+Each recommendation with a concrete action becomes an ``ActionRequest`` and gets a decision from
+the policies in ``policy.paths``:
+
+- ``monitor``: the decision is only recorded, in one audit entry per pass;
+- ``approve``: an approval request is opened once per change, and the recommendation's notice
+  carries approve and reject tokens bound to it;
+- ``auto``: the runner applies the change at once, after the production guard allowed it.
+
+Without policy files every decision is ``monitor`` and the stage records nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from costwarden.actions import runner
+from costwarden.actions.context import ActionContext
+from costwarden.actions.registry import ACTIONS
+from costwarden.approvals.requests import (
+    action_request,
+    expire_requests,
+    open_request,
+    recommendation_evidence,
+    recommendation_facts,
+)
+from costwarden.approvals.tokens import signer_from_settings
+from costwarden.audit import trail
+from costwarden.audit.hooks import record_policy_change
+from costwarden.config import Settings
+from costwarden.domain.governance import ActionRequest, PolicyDecision
+from costwarden.errors import ActionError, CostwardenError, GovernanceError, StaleStateError
+from costwarden.notify.build import recommendation_alert_id
+from costwarden.policy import PolicySet, load_policies
+from costwarden.store import Store
+from costwarden.store.tables import ApprovalRequestRecord
+
+logger = logging.getLogger(__name__)
+
+AUTO_ACTOR = "costwarden (auto mode)"
+
+ContextFactory = Callable[[Settings, str], ActionContext]
+
+
+@dataclass(slots=True)
+class GovernanceReport:
+    """What the governance stage of one pass decided.
+
+    ``approvals`` maps a recommendation notice's alert id to its ``Notice.approval`` value.
+    """
+
+    monitored: int = 0
+    opened: int = 0
+    pending: int = 0
+    auto_runs: int = 0
+    stale: int = 0
+    expired: int = 0
+    approvals: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _default_context(settings: Settings, tenant: str) -> ActionContext:
+    return ActionContext(settings=settings, tenant=tenant)
+
+
+def govern_recommendations(
+    store: Store,
+    settings: Settings,
+    items: Sequence[Mapping[str, Any]],
+    *,
+    run_id: str,
+    tenant: str,
+    now: datetime,
+    context_factory: ContextFactory = _default_context,
+) -> GovernanceReport:
+    """Decide every recommendation of a pass, open approval requests and run auto actions."""
+    report = GovernanceReport()
+    with store.transaction() as session:
+        report.expired = expire_requests(session, tenant, now)
+    if not settings.policy.paths:
+        return report
+
+    policies = load_policies(settings.policy.paths, settings=settings.policy)
+    auto: list[tuple[ActionRequest, PolicyDecision]] = []
+    with context_factory(settings, tenant) as context, store.transaction() as session:
+        record_policy_change(
+            session, tenant, policies.digest, list(policies.file_digests),
+            policies=[policy.name for policy in policies.policies],
+        )
+        monitored = []
+        for item in items:
+            decided = _decide(session, policies, item, now)
+            if decided is None:
+                continue
+            request, decision = decided
+            if decision.mode == "monitor":
+                monitored.append(_monitor_line(request, decision))
+            elif decision.mode == "auto":
+                auto.append((request, decision))
+            else:
+                _approve(session, settings, context, tenant, item, request, decision, run_id,
+                         now, report)
+        report.monitored = len(monitored)
+        if monitored:
+            _audit_monitored(session, tenant, run_id, monitored, now)
+
+    for request, decision in auto:
+        report.auto_runs += _run_auto(store, settings, tenant, request, decision, now,
+                                      context_factory)
+    logger.info(
+        "governance: %d monitored, %d approval requests opened, %d pending, %d auto runs, "
+        "%d stale, %d expired",
+        report.monitored, report.opened, report.pending, report.auto_runs, report.stale,
+        report.expired,
+    )
+    return report
+
+
+def _decide(
+    session: Session, policies: PolicySet, item: Mapping[str, Any], now: datetime
+) -> tuple[ActionRequest, PolicyDecision] | None:
+    request = action_request(session, item)
+    if request is None:
+        return None
+    decision = policies.decide(request, recommendation_facts(item, request.scope), now=now)
+    return request, decision
+
+
+def _approve(
+    session: Session,
+    settings: Settings,
+    context: ActionContext,
+    tenant: str,
+    item: Mapping[str, Any],
+    request: ActionRequest,
+    decision: PolicyDecision,
+    run_id: str,
+    now: datetime,
+    report: GovernanceReport,
+) -> None:
+    """Open the approval request of one recommendation, or find the one already open."""
+    record = _similar_request(session, tenant, request)
+    if record is None:
+        evidence = recommendation_evidence(item, run_id)
+        try:
+            request, dry_run = with_current_state(request, context)
+        except StaleStateError as exc:
+            logger.warning("recommendation %s is stale, no approval request: %s",
+                           request.subject_id, exc)
+            report.stale += 1
+            return
+        evidence["dry_run"] = dry_run
+        decision = replace(decision, digest=request.digest)
+        record, created = open_request(
+            session, tenant, request, decision, evidence,
+            now=now, ttl_hours=settings.approvals.ttl_hours,
+        )
+        report.opened += int(created)
+    if record.status != "pending":
+        return
+
+    report.pending += 1
+    report.approvals[recommendation_alert_id(request.subject_id)] = notice_approval(
+        settings, record
+    )
+
+
+def _similar_request(
+    session: Session, tenant: str, request: ActionRequest
+) -> ApprovalRequestRecord | None:
+    """Return the newest request of the same subject, action and parameters whose expected
+    state agrees with the recommendation's, so a re-run reads Palette no more."""
+    rows = session.scalars(
+        select(ApprovalRequestRecord)
+        .where(
+            ApprovalRequestRecord.tenant == tenant,
+            ApprovalRequestRecord.subject_id == request.subject_id,
+            ApprovalRequestRecord.action == request.action,
+        )
+        .order_by(ApprovalRequestRecord.created_at.desc())
+    ).all()
+    for row in rows:
+        stored = (row.evidence or {}).get("expected") or {}
+        same_params = dict(row.params or {}) == dict(request.params)
+        agrees = all(stored.get(key) == value for key, value in request.expected.items())
+        same_scope = row.target == request.scope.as_dict()
+        if same_params and agrees and same_scope:
+            return row
+    return None
+
+
+def with_current_state(
+    request: ActionRequest, context: ActionContext
+) -> tuple[ActionRequest, dict[str, Any]]:
+    """Complete ``expected`` with the current values of every field the change touches.
+
+    A dry run reads the resource; the fields it would change are added to ``expected`` at
+    their current values, so the approved request refuses to run when any of them moved.
+    Raises ``StaleStateError`` when the resource already differs from the recommendation.
+    A dry run that fails otherwise leaves ``expected`` as it is and is reported.
+    """
+    action = ACTIONS.spec(request.action).factory()
+    try:
+        outcome = action.dry_run(request, context)
+    except StaleStateError:
+        raise
+    except CostwardenError as exc:
+        logger.warning("dry run of %s for %s failed: %s", request.action, request.subject_id, exc)
+        return request, {"error": f"{type(exc).__name__}: {exc}"}
+
+    changed = {
+        key: outcome.before[key]
+        for key, value in outcome.after.items()
+        if key in outcome.before and outcome.before[key] != value
+    }
+    expected = {**changed, **request.expected}
+    summary = {"summary": outcome.summary, "before": dict(outcome.before),
+               "after": dict(outcome.after)}
+    return replace(request, expected=expected), summary
+
+
+def notice_approval(settings: Settings, record: ApprovalRequestRecord) -> dict[str, Any]:
+    """Return the ``Notice.approval`` value of a pending request, with fresh tokens."""
+    approval: dict[str, Any] = {
+        "request_id": record.id,
+        "action": record.action,
+        "digest": record.params_digest,
+        "expires_at": record.expires_at.isoformat(),
+        "required_approvals": record.required_approvals,
+        "production": record.production,
+    }
+    signer = signer_from_settings(settings.notify.link_secret)
+    if signer is not None:
+        approval["approve_token"] = signer.issue(
+            record.id, record.params_digest, "approve", record.expires_at
+        )
+        approval["reject_token"] = signer.issue(
+            record.id, record.params_digest, "reject", record.expires_at
+        )
+    return approval
+
+
+def _monitor_line(request: ActionRequest, decision: PolicyDecision) -> dict[str, Any]:
+    return {
+        "subject": f"{request.subject_kind}:{request.subject_id}",
+        "action": request.action,
+        "digest": request.digest,
+        "policy": decision.policy,
+        "production": decision.production,
+        "reasons": list(decision.reasons[-3:]),
+    }
+
+
+def _audit_monitored(
+    session: Session, tenant: str, run_id: str, lines: list[dict[str, Any]], now: datetime
+) -> None:
+    trail.append(
+        session,
+        tenant=tenant,
+        kind="policy",
+        subject=f"run:{run_id}",
+        actor=runner.SYSTEM_ACTOR,
+        summary=f"{len(lines)} proposed actions in monitor mode: reported, not run",
+        detail={"run_id": run_id, "mode": "monitor", "decisions": lines},
+        recorded_at=now,
+    )
+
+
+def _run_auto(
+    store: Store,
+    settings: Settings,
+    tenant: str,
+    request: ActionRequest,
+    decision: PolicyDecision,
+    now: datetime,
+    context_factory: ContextFactory,
+) -> int:
+    """Apply an auto-mode request through the runner; return 1 when a run succeeded."""
+    with Session(store.engine, expire_on_commit=False) as session, \
+            context_factory(settings, tenant) as context:
+        try:
+            record = runner.run(
+                session, request, decision, [], mode="apply", context=context, now=now,
+                actor=AUTO_ACTOR,
+            )
+        except (GovernanceError, ActionError) as exc:
+            logger.warning("auto run of %s for %s did not run: %s",
+                           request.action, request.subject_id, exc)
+            return 0
+    return int(record.status == "succeeded")
