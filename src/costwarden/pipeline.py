@@ -75,6 +75,8 @@ class RunResult:
     recommendations: RecommendOutcome | None = None
     queued: int = 0
     """Outbox rows that the pass queued for the notification channels."""
+    governance: GovernanceReport | None = None
+    """What the policies decided for the recommendations; None when the pass failed before."""
 
     @property
     def quota_alerts(self) -> tuple[QuotaAlert, ...]:
@@ -164,7 +166,7 @@ def run_pass(
     )
     return RunResult(
         run_id, as_of, started_at, finished_at, reports, statuses, alerts, quota, anomalies,
-        anomaly_alerts, recommendations, notifier.queued,
+        anomaly_alerts, recommendations, notifier.queued, governance,
     )
 
 

@@ -103,6 +103,31 @@ def test_run_table_shows_every_budget(simulator, tmp_path):
     assert "alert(s)" in result.stdout
 
 
+def test_run_with_policies_opens_approvals_once(simulator, tmp_path):
+    policies = REPO / "src" / "costwarden" / "data" / "demo" / "policies.yaml"
+    env = {"COSTWARDEN_PALETTE_URL": simulator.url, "COSTWARDEN_PALETTE_API_KEY": simulator.api_key,
+           "COSTWARDEN_BUDGETS_FILE": str(BUDGETS), "COSTWARDEN_POLICY_MODE": "approve",
+           "COSTWARDEN_POLICY_PATHS": json.dumps([str(policies)])}
+    database = ("--database-url", f"sqlite:///{tmp_path / 'c.db'}")
+
+    first = _costwarden(*database, "run", "--as-of", AS_OF, env=env)
+    second = _costwarden(*database, "run", "--no-ingest", "--as-of", AS_OF, env=env)
+    listed = _costwarden(*database, "approvals", "list", env=env)
+
+    # Rich wraps long lines at the terminal width, so compare whitespace-normalised text.
+    first_text = " ".join(first.stdout.split())
+    second_text = " ".join(second.stdout.split())
+    assert first.returncode == 0, first.stderr
+    waiting = int(first_text.split("Governance: ")[1].split()[0])
+    assert waiting > 0
+    assert f"{waiting} approval request(s) waiting ({waiting} new)" in first_text
+    assert "costwarden approvals list shows them" in first_text
+    assert second.returncode == 0, second.stderr
+    assert f"{waiting} approval request(s) waiting (0 new)" in second_text
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.count("pending") >= 1
+
+
 def test_wrong_api_key_exits_with_source_error(simulator, tmp_path):
     env = {"COSTWARDEN_PALETTE_URL": simulator.url, "COSTWARDEN_PALETTE_API_KEY": "not-the-key"}
 

@@ -59,11 +59,18 @@ class GovernanceReport:
 
     monitored: int = 0
     opened: int = 0
+    """Approval requests this pass created."""
     pending: int = 0
+    """Approval requests waiting for decisions, the ones this pass created included."""
     auto_runs: int = 0
     stale: int = 0
     expired: int = 0
     approvals: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        """Whether the policies decided nothing in this pass."""
+        return not (self.monitored or self.opened or self.pending or self.auto_runs or self.stale)
 
 
 def _default_context(settings: Settings, tenant: str) -> ActionContext:

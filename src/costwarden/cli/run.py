@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from costwarden.approvals import GovernanceReport
 from costwarden.budgets import load_budgets
 from costwarden.cli.common import print_json, state, stderr, stdout
 from costwarden.cli.deliveries import drain_outbox, report_line
@@ -22,7 +23,7 @@ from costwarden.cli.render import (
     quota_section,
     recommendation_section,
 )
-from costwarden.config import PaletteSettings, Settings
+from costwarden.config import PaletteSettings, PolicySettings, Settings
 from costwarden.domain.budget import Budget
 from costwarden.errors import ALERTS_FIRED_EXIT_CODE, ConfigError
 from costwarden.pipeline import RunResult, run_pass
@@ -77,6 +78,11 @@ def demo_budgets_file() -> Path:
     return Path(str(resources.files("costwarden") / "data" / "demo" / "budgets.yaml"))
 
 
+def demo_policies_file() -> Path:
+    """Return the policies the demo uses, shipped inside the package."""
+    return Path(str(resources.files("costwarden") / "data" / "demo" / "policies.yaml"))
+
+
 def demo_calendar_file() -> Path:
     """Return the calendar of scheduled jobs the demo uses, shipped inside the package."""
     return Path(str(resources.files("costwarden") / "data" / "demo" / "calendar.ics"))
@@ -88,7 +94,7 @@ def check_calendar(settings: Settings) -> None:
         cached_calendar(settings.calendar_file)
 
 
-def show_result(result: RunResult, as_json: bool) -> None:
+def show_result(result: RunResult, as_json: bool, *, approvals_hint: bool = True) -> None:
     if as_json:
         print_json(result.payloads())
         return
@@ -102,6 +108,8 @@ def show_result(result: RunResult, as_json: bool) -> None:
         stdout.print(anomaly_section(result.anomalies))
     if result.recommendations is not None:
         stdout.print(recommendation_section(result.recommendations))
+    if result.governance is not None and not result.governance.empty:
+        stdout.print(governance_line(result.governance, hint=approvals_hint))
     if not result.alerts:
         stdout.print("[green]No budget thresholds crossed.[/]")
         return
@@ -110,15 +118,32 @@ def show_result(result: RunResult, as_json: bool) -> None:
         stdout.print(alert_panel(alert))
 
 
+def governance_line(report: GovernanceReport, *, hint: bool = True) -> str:
+    """Summarise what the policies decided; ``hint`` adds the command that lists open approvals."""
+    parts = [
+        f"{report.pending} approval request(s) waiting ({report.opened} new)",
+        f"{report.auto_runs} change(s) applied automatically",
+        f"{report.monitored} only reported",
+    ]
+    if report.stale:
+        parts.append(f"{report.stale} skipped because the resource changed")
+    if report.expired:
+        parts.append(f"{report.expired} expired")
+    line = "[bold]Governance:[/] " + ", ".join(parts) + "."
+    if hint and report.pending:
+        line += " [dim]costwarden approvals list shows them.[/]"
+    return line
+
+
 def execute(settings: Settings, budgets: list[Budget], as_of: datetime, *, ingest: bool,
-            as_json: bool) -> RunResult:
+            as_json: bool, approvals_hint: bool = True) -> RunResult:
     store = Store.open(settings.database_url)
     try:
         with progress_bar(stderr, enabled=stderr.is_terminal) as progress:
             result = run_pass(store, settings, budgets, as_of, ingest=ingest, progress=progress)
     finally:
         store.close()
-    show_result(result, as_json)
+    show_result(result, as_json, approvals_hint=approvals_hint)
     return result
 
 
@@ -173,7 +198,8 @@ def demo(
 ) -> None:
     """Run one pass on the embedded default, with the Palette simulator.
 
-    Uses the example budgets, a temporary SQLite database and a fixed mid-month clock.
+    Uses the example budgets, a temporary SQLite database, a fixed mid-month clock, and
+    policies under which every machine pool change waits for an approval.
     """
     from costwarden.simulator.app import SimulatorSettings
     from costwarden.simulator.server import SimulatorServer
@@ -187,6 +213,9 @@ def demo(
                     "database_url": f"sqlite:///{Path(directory) / 'costwarden.db'}",
                     "palette": PaletteSettings(url=simulator.url, api_key=simulator.api_key),
                     "calendar_file": demo_calendar_file(),
+                    "policy": PolicySettings(
+                        paths=[demo_policies_file()], mode="approve", production_min_approvals=2
+                    ),
                 }
             )
             check_calendar(settings)
@@ -194,7 +223,10 @@ def demo(
                 stderr.print(
                     f"Palette simulator on {simulator.url} (seed {seed}), clock {DEMO_AS_OF:%Y-%m-%d %H:%M} UTC"
                 )
-            execute(settings, budgets, DEMO_AS_OF, ingest=True, as_json=as_json)
+            # The demo's database is deleted on exit, so `approvals list` would find nothing.
+            execute(
+                settings, budgets, DEMO_AS_OF, ingest=True, as_json=as_json, approvals_hint=False
+            )
 
 
 def register(app: typer.Typer) -> None:
