@@ -16,11 +16,10 @@ import base64
 import itertools
 import time
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from fakes.gitrepo import FakeRepository, blob_sha
-from fakes.loopback import LoopbackServer
+from fakes.loopback import LoopbackFake
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -52,8 +51,10 @@ class FakePull:
     head_sha: str = ""
 
 
-class FakeGitHub:
+class FakeGitHub(LoopbackFake):
     """The fake on a free port of 127.0.0.1, as a context manager; ``url`` is the API base."""
+
+    server_name = "the fake GitHub"
 
     def __init__(self, files: dict[str, str]) -> None:
         self.repo = FakeRepository.with_files(files)
@@ -64,13 +65,11 @@ class FakeGitHub:
         self.pull_create_stalls: list[float] = []
         self.used = 0
         self._numbers = itertools.count(1)
-        self._loopback: LoopbackServer | None = None
         self.app = self._build_app()
 
     @property
     def url(self) -> str:
-        assert self._loopback is not None, "the fake is not running"
-        return self._loopback.url
+        return self.base_url
 
     def repository_options(self, **overrides: Any) -> dict[str, Any]:
         """Return ``actions.gitops.repositories`` options aimed at this fake."""
@@ -315,20 +314,6 @@ class FakeGitHub:
             "base": {"ref": pull.base},
             "labels": [{"name": label} for label in pull.labels],
         }
-
-    def __enter__(self) -> Self:
-        self._loopback = LoopbackServer(self.app, "the fake GitHub")
-        self._loopback.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        assert self._loopback is not None
-        self._loopback.stop()
 
 
 def _error(status: int, message: str) -> JSONResponse:

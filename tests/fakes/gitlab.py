@@ -17,12 +17,11 @@ import itertools
 import re
 import time
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import unquote
 
 from fakes.gitrepo import FakeRepository, blob_sha
-from fakes.loopback import LoopbackServer
+from fakes.loopback import LoopbackFake
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
@@ -51,8 +50,10 @@ class FakeMergeRequest:
     sha: str = ""
 
 
-class FakeGitLab:
+class FakeGitLab(LoopbackFake):
     """The fake on a free port of 127.0.0.1, as a context manager; ``url`` is the API base."""
+
+    server_name = "the fake GitLab"
 
     def __init__(self, files: dict[str, str]) -> None:
         self.repo = FakeRepository.with_files(files)
@@ -63,13 +64,11 @@ class FakeGitLab:
         self.mr_create_stalls: list[float] = []
         self.observed = 0
         self._iids = itertools.count(1)
-        self._loopback: LoopbackServer | None = None
         self.app = self._build_app()
 
     @property
     def url(self) -> str:
-        assert self._loopback is not None, "the fake is not running"
-        return f"{self._loopback.url}/api/v4"
+        return f"{self.base_url}/api/v4"
 
     def repository_options(self, **overrides: Any) -> dict[str, Any]:
         options = {
@@ -320,22 +319,7 @@ class FakeGitLab:
         }
 
     def _web(self) -> str:
-        assert self._loopback is not None
-        return f"{self._loopback.url}/{PROJECT_PATH}"
-
-    def __enter__(self) -> Self:
-        self._loopback = LoopbackServer(self.app, "the fake GitLab")
-        self._loopback.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        assert self._loopback is not None
-        self._loopback.stop()
+        return f"{self.base_url}/{PROJECT_PATH}"
 
 
 def _error(status: int, message: str) -> JSONResponse:

@@ -23,10 +23,9 @@ import threading
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 
-from fakes.loopback import LoopbackServer
+from fakes.loopback import LoopbackFake
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -85,32 +84,22 @@ class FakeKubernetesState:
         return str(next(self.versions))
 
 
-class FakeKubernetes:
+class FakeKubernetes(LoopbackFake):
     """The fake API server; use as a context manager. ``url`` goes into kubeconfigs."""
+
+    server_name = "fake-kubernetes"
 
     def __init__(self, *, token: str = TOKEN) -> None:
         self.state = FakeKubernetesState(token)
-        self._server = LoopbackServer(create_app(self.state), "fake-kubernetes")
+        self.app = create_app(self.state)
 
     @property
     def url(self) -> str:
-        return self._server.url
+        return self.base_url
 
     @property
     def token(self) -> str:
         return self.state.token
-
-    def __enter__(self) -> Self:
-        self._server.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._server.stop()
 
     def add_namespace(
         self,
@@ -337,12 +326,7 @@ def _namespace_json(found: NamespaceObject) -> dict[str, Any]:
 
 def _workload_json(workload: Workload) -> dict[str, Any]:
     return {
-        "metadata": {
-            "name": workload.name,
-            "namespace": workload.namespace,
-            "uid": workload.uid,
-            "resourceVersion": workload.resource_version,
-        },
+        "metadata": _workload_metadata(workload),
         "spec": {"replicas": workload.replicas},
         "status": {"replicas": workload.replicas, "readyReplicas": workload.replicas},
     }
@@ -352,12 +336,16 @@ def _scale_json(workload: Workload) -> dict[str, Any]:
     return {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
-        "metadata": {
-            "name": workload.name,
-            "namespace": workload.namespace,
-            "uid": workload.uid,
-            "resourceVersion": workload.resource_version,
-        },
+        "metadata": _workload_metadata(workload),
         "spec": {"replicas": workload.replicas},
         "status": {"replicas": workload.replicas, "selector": f"app={workload.name}"},
+    }
+
+
+def _workload_metadata(workload: Workload) -> dict[str, Any]:
+    return {
+        "name": workload.name,
+        "namespace": workload.namespace,
+        "uid": workload.uid,
+        "resourceVersion": workload.resource_version,
     }

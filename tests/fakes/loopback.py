@@ -95,3 +95,29 @@ class LoopbackServer:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class LoopbackFake:
+    """A fake service whose ``app`` is served on 127.0.0.1 while it is used as a context manager.
+
+    Subclasses set ``server_name``, which names the server thread and start errors, and build
+    ``app`` in ``__init__``. ``base_url`` is the server's URL while it runs.
+    """
+
+    server_name = "a fake service"
+    app: Any
+    _loopback: LoopbackServer | None = None
+
+    @property
+    def base_url(self) -> str:
+        assert self._loopback is not None, f"{self.server_name} is not running"
+        return self._loopback.url
+
+    def __enter__(self) -> Self:
+        self._loopback = LoopbackServer(self.app, self.server_name)
+        self._loopback.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._loopback is not None
+        self._loopback.stop()

@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 import httpx
 
+from costwarden.actions.jsonbody import json_object
 from costwarden.config import Settings
 from costwarden.errors import PaletteApiError
 from costwarden.sources.blocking import BlockingFacade
@@ -54,24 +55,15 @@ class AsyncPaletteActionsClient(AsyncPaletteClient):
 
 def _json_object(response: httpx.Response, method: str, path: str) -> dict[str, Any]:
     try:
-        data = response.json()
+        return json_object(response)
     except ValueError as exc:
         raise PaletteApiError(
-            f"Palette returned a body that is not JSON for {method} {path}",
+            f"Palette {method} {path} returned {exc}",
             method=method,
             url=path,
             status=response.status_code,
             code="InvalidResponse",
         ) from exc
-    if not isinstance(data, dict):
-        raise PaletteApiError(
-            f"Palette returned a JSON {type(data).__name__} for {method} {path}, not an object",
-            method=method,
-            url=path,
-            status=response.status_code,
-            code="InvalidResponse",
-        )
-    return data
 
 
 class PaletteActionsClient(BlockingFacade):

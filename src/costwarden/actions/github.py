@@ -147,28 +147,16 @@ class GitHubProvider(ApiProvider):
             "draft": False,
             "maintainer_can_modify": True,
         }
-        for attempt in range(2):
-            try:
-                response = self.call(
-                    "POST", f"{self.repo}/pulls", json=payload, ok=(201, 422), raise_timeouts=True
-                )
-            except httpx.TimeoutException:
-                found = self.find_pull_request(branch)
-                if found is not None:
-                    logger.info("repository %s: the timed-out create made %s", self.name, found.url)
-                    return found
-                if attempt == 1:
-                    raise RepositoryError(
-                        f"repository {self.name!r}: creating the pull request from {branch} "
-                        "timed out twice", repository=self.name,
-                    ) from None
-                continue
-            if response.status_code == 201:
-                pull = _pull(response.json())
-                self._label(pull, labels)
-                return pull
-            return self._after_422(response, branch)
-        raise AssertionError("the loop always returns or raises")
+        created = self.post_pull_request(
+            f"{self.repo}/pulls", payload, branch, ok=(201, 422), noun="pull request"
+        )
+        if isinstance(created, PullRequest):
+            return created
+        if created.status_code == 201:
+            pull = _pull(created.json())
+            self._label(pull, labels)
+            return pull
+        return self._after_422(created, branch)
 
     def pull_request(self, number: str, head: str | None) -> PullRequest:
         return _pull(self.call("GET", f"{self.repo}/pulls/{number}").json())

@@ -23,7 +23,7 @@ from costwarden.actions.gitops import (
     RepoFile,
     seconds_until,
 )
-from costwarden.errors import RepositoryError, StaleStateError
+from costwarden.errors import StaleStateError
 
 logger = logging.getLogger(__name__)
 
@@ -124,27 +124,14 @@ class GitLabProvider(ApiProvider):
             "labels": ",".join(labels),
             "remove_source_branch": True,
         }
-        for attempt in range(2):
-            try:
-                response = self.call(
-                    "POST", f"{self.project}/merge_requests", json=payload, ok=(201, 409),
-                    raise_timeouts=True,
-                )
-            except httpx.TimeoutException:
-                found = self.find_pull_request(branch)
-                if found is not None:
-                    logger.info("repository %s: the timed-out create made %s", self.name, found.url)
-                    return found
-                if attempt == 1:
-                    raise RepositoryError(
-                        f"repository {self.name!r}: creating the merge request from {branch} "
-                        "timed out twice", repository=self.name,
-                    ) from None
-                continue
-            if response.status_code == 201:
-                return _merge_request(response.json())
-            return self._after_409(response, branch)
-        raise AssertionError("the loop always returns or raises")
+        created = self.post_pull_request(
+            f"{self.project}/merge_requests", payload, branch, ok=(201, 409), noun="merge request"
+        )
+        if isinstance(created, PullRequest):
+            return created
+        if created.status_code == 201:
+            return _merge_request(created.json())
+        return self._after_409(created, branch)
 
     def pull_request(self, number: str, head: str | None) -> PullRequest:
         return _merge_request(self.call("GET", f"{self.project}/merge_requests/{number}").json())

@@ -800,8 +800,35 @@ class ApiProvider:
     def retry_wait(self, response: httpx.Response, attempt: int) -> float | None:
         raise NotImplementedError
 
+    def find_pull_request(self, branch: str) -> PullRequest | None:
+        raise NotImplementedError
+
     def close(self) -> None:
         self.client.close()
+
+    def post_pull_request(
+        self, path: str, payload: dict[str, Any], branch: str, *, ok: tuple[int, ...], noun: str
+    ) -> httpx.Response | PullRequest:
+        """POST a new pull request and return the response, or what a timed-out POST created.
+
+        A POST that timed out may still have created the pull request, so the open one from
+        ``branch`` is looked up before the second and last attempt. ``noun`` names the request
+        in errors, such as "merge request".
+        """
+        for attempt in range(2):
+            try:
+                return self.call("POST", path, json=payload, ok=ok, raise_timeouts=True)
+            except httpx.TimeoutException:
+                found = self.find_pull_request(branch)
+                if found is not None:
+                    logger.info("repository %s: the timed-out create made %s", self.name, found.url)
+                    return found
+                if attempt == 1:
+                    raise RepositoryError(
+                        f"repository {self.name!r}: creating the {noun} from {branch} "
+                        "timed out twice", repository=self.name,
+                    ) from None
+        raise AssertionError("the loop always returns or raises")
 
     def call(
         self,

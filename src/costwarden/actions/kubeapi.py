@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import yaml
 
+from costwarden.actions.jsonbody import json_object
 from costwarden.config import KubernetesActionSettings
 from costwarden.errors import KubernetesError
 
@@ -247,22 +248,14 @@ class KubeClient:
 
 def _json_body(response: httpx.Response, method: str, path: str) -> dict[str, Any]:
     try:
-        data = response.json()
+        return json_object(response)
     except ValueError as exc:
         raise KubernetesError(
-            f"Kubernetes {method} {path} returned a body that is not JSON",
+            f"Kubernetes {method} {path} returned {exc}",
             method=method,
             path=path,
             status=response.status_code,
         ) from exc
-    if not isinstance(data, dict):
-        raise KubernetesError(
-            f"Kubernetes {method} {path} returned a JSON {type(data).__name__}, not an object",
-            method=method,
-            path=path,
-            status=response.status_code,
-        )
-    return data
 
 
 def _status_body(response: httpx.Response) -> tuple[str, str]:

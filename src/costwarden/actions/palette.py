@@ -355,6 +355,11 @@ def _diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
     )
 
 
+def _changed(current: Mapping[str, Any], requested: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the requested values that differ from the current ones."""
+    return {key: value for key, value in requested.items() if current[key] != value}
+
+
 def _describe(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
     diff = _diff(before, after)
     if diff:
@@ -394,8 +399,7 @@ class ResizePool(PoolAction):
                 f"size {params.size} lies outside the pool's autoscaler limits {low}..{high}; "
                 "pass min_size and max_size to change them too"
             )
-        requested = {"size": params.size, "min_size": low, "max_size": high}
-        return {key: value for key, value in requested.items() if current[key] != value}
+        return _changed(current, {"size": params.size, "min_size": low, "max_size": high})
 
 
 @ACTIONS.register("palette.set_instance_type")
@@ -407,9 +411,7 @@ class SetInstanceType(PoolAction):
     def changes(
         self, target: PoolTarget, current: Mapping[str, Any], params: Any
     ) -> dict[str, Any]:
-        if params.instance_type == current["instance_type"]:
-            return {}
-        return {"instance_type": params.instance_type}
+        return _changed(current, {"instance_type": params.instance_type})
 
 
 @ACTIONS.register("palette.set_capacity_type")
@@ -426,9 +428,7 @@ class SetCapacityType(PoolAction):
                 f"{target.cloud_type} machine pools have no capacityType field in Palette's pool "
                 "update; palette.set_capacity_type supports aws and eks clusters"
             )
-        if params.capacity_type == current["capacity_type"]:
-            return {}
-        return {"capacity_type": params.capacity_type}
+        return _changed(current, {"capacity_type": params.capacity_type})
 
 
 @ACTIONS.register("palette.tag_cluster")

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -48,18 +48,7 @@ AuditKind = Literal[
     "retention",
 ]
 
-KINDS: tuple[AuditKind, ...] = (
-    "ingest",
-    "forecast",
-    "alert",
-    "recommendation",
-    "notification",
-    "approval",
-    "action",
-    "rollback",
-    "policy",
-    "retention",
-)
+KINDS: tuple[AuditKind, ...] = get_args(AuditKind)
 """Entry kinds; ``retention`` records a prune of old entries."""
 
 SYSTEM_ACTOR = "costwarden"

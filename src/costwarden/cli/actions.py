@@ -22,6 +22,7 @@ from costwarden.actions import runner
 from costwarden.actions.context import ActionContext
 from costwarden.actions.registry import ACTIONS
 from costwarden.cli.common import print_json, state, stdout
+from costwarden.cli.render import field_table
 from costwarden.config import Settings
 from costwarden.domain.governance import ActionRequest, ActionScope, PolicyDecision
 from costwarden.errors import ConfigError
@@ -105,13 +106,7 @@ def show_command(
     if as_json:
         print_json(item)
         return
-    table = Table(box=None, show_header=False)
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    for key, value in item.items():
-        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-        table.add_row(key, escape(text))
-    stdout.print(table)
+    stdout.print(field_table(item))
 
 
 @actions_app.command("dry-run")

@@ -29,6 +29,7 @@ from costwarden.audit import (
     write_jsonl,
 )
 from costwarden.cli.common import print_json, state, stderr, stdout
+from costwarden.cli.render import field_table
 from costwarden.errors import ConfigError
 from costwarden.store import Store
 
@@ -96,13 +97,7 @@ def show_command(
     if as_json:
         print_json(entry)
         return
-    table = Table(box=None, show_header=False)
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    for key, value in entry.items():
-        if key != "detail":
-            table.add_row(key, escape(str(value)))
-    stdout.print(table)
+    stdout.print(field_table({key: value for key, value in entry.items() if key != "detail"}))
     print_json(entry["detail"])
 
 

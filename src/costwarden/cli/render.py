@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from rich import box
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -104,6 +107,17 @@ def ingest_summary(reports: Sequence[IngestReport]) -> Table:
             str(report.unchanged),
             str(len(report.warnings)),
         )
+    return table
+
+
+def field_table(item: Mapping[str, Any]) -> Table:
+    """Build a borderless table with one row per field. Values that are not strings show as JSON."""
+    table = Table(box=None, show_header=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for key, value in item.items():
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+        table.add_row(key, escape(text))
     return table
 
 

@@ -27,7 +27,11 @@ from costwarden.simulator.metrics import (
 )
 from costwarden.simulator.planted import PLANTED_CLUSTER_COUNT
 from costwarden.simulator.server import bind_socket, uvicorn_config
-from costwarden.simulator.settings import DEFAULT_API_KEY, SimulatorSettings
+from costwarden.simulator.settings import (
+    DEFAULT_API_KEY,
+    DEFAULT_KUBERNETES_TOKEN,
+    SimulatorSettings,
+)
 from costwarden.simulator.waste_plans import WASTE_CLUSTERS, WASTE_PROJECT
 
 
@@ -116,8 +120,30 @@ def palette_sim(
             "--host", help="Address to bind; anything but loopback exposes the simulator."
         ),
     ] = ("127.0.0.1"),
+    kubernetes_api_url: Annotated[
+        str | None,
+        typer.Option(
+            "--kubernetes-api-url",
+            help="Kubernetes API server URL written into every cluster's kubeconfig, for the "
+            "namespace actions; default: none, and the kubeconfig endpoint returns 404.",
+        ),
+    ] = None,
+    kubernetes_token: Annotated[
+        str,
+        typer.Option(
+            "--kubernetes-token", help="Bearer token of the user in the served kubeconfigs."
+        ),
+    ] = DEFAULT_KUBERNETES_TOKEN,
 ) -> None:
     """Run a simulated Palette API with a seeded fleet until Ctrl+C."""
+    if kubernetes_api_url is not None and not kubernetes_api_url.startswith(
+        ("http://", "https://")
+    ):
+        raise ConfigError(
+            f"--kubernetes-api-url {kubernetes_api_url!r} is not an http or https URL; use the "
+            "API server's address, e.g. https://127.0.0.1:6443"
+        )
+
     try:
         settings = SimulatorSettings(
             api_keys=(api_key,),
@@ -130,6 +156,8 @@ def palette_sim(
             retry_after_seconds=retry_after,
             fault_rate=fault_rate,
             rate_limit_enabled=not no_rate_limit,
+            kubernetes_api_url=kubernetes_api_url,
+            kubernetes_token=kubernetes_token,
         )
     except ValidationError as exc:
         raise ConfigError(f"invalid simulator settings: {exc}") from exc
@@ -159,6 +187,8 @@ def palette_sim(
         highlight=False,
         soft_wrap=True,
     )
+    if kubernetes_api_url is not None:
+        stdout.print(f"Kubeconfigs point at {kubernetes_api_url}", highlight=False)
     stdout.print("Press Ctrl+C to stop.")
     uvicorn.Server(uvicorn_config(app, access_log=True)).run(sockets=[sock])
 
