@@ -9,6 +9,7 @@ Nested settings use one underscore after the group in the environment, for examp
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import httpx
 import yaml
@@ -640,6 +642,7 @@ class ServiceSettings(BaseModel):
         return secrets
 
 
+MIN_LINK_SECRET_BYTES = 32
 NOTICE_KINDS = ("budget", "anomaly", "quota", "recommendation")
 SEVERITIES = ("info", "warning", "critical")
 
@@ -671,6 +674,18 @@ class RouteSettings(BaseModel):
     channels: list[str] = Field(min_length=1, description="Channel names to send to.")
     stop: bool = Field(False, description="Skip the rules after this one when it matches.")
 
+    @field_validator("channels")
+    @classmethod
+    def _balanced_braces(cls, value: list[str]) -> list[str]:
+        for channel in value:
+            rest = re.sub(r"\{[^{}]+\}", "", channel)
+            if "{" in rest or "}" in rest:
+                raise ValueError(
+                    f"channel {channel!r} has an unbalanced or empty brace; a placeholder is "
+                    "{label}, as in slack-{team}"
+                )
+        return value
+
 
 class NoiseSettings(BaseModel):
     """When an alert is sent again, grouped into a digest or resolved."""
@@ -695,7 +710,13 @@ class NoiseSettings(BaseModel):
     resolve_notices: bool = Field(
         True, description="Send a resolve notice when an alert that was sent goes away."
     )
-    snooze_hours: int = Field(24, ge=1, description="Hours a Snooze button silences an alert.")
+    snooze_hours: int = Field(
+        24,
+        ge=1,
+        le=720,
+        description="Hours a snooze from an approval link (Teams, email) lasts unless the page "
+        "picks another; Slack channels set their own snooze_hours.",
+    )
 
     @field_validator("digest_time")
     @classmethod
@@ -725,12 +746,23 @@ class DeliverySettings(BaseModel):
         12, ge=1, description="Attempts before a row moves to the dead-letter state."
     )
     max_age_hours: float = Field(
-        72.0, gt=0, description="Hours after which an undelivered row moves to dead-letter."
+        72.0,
+        gt=0,
+        description="Hours after which a row that failed at least once and is still not "
+        "delivered moves to dead-letter, checked on every worker scan.",
     )
     backoff_base_seconds: float = Field(
         5.0, ge=0, description="First retry delay; it doubles per attempt, with jitter."
     )
     backoff_max_seconds: float = Field(3600.0, ge=0, description="Longest retry delay.")
+    retry_after_max_seconds: float = Field(
+        3600.0,
+        gt=0,
+        le=86400,
+        description="Longest wait a receiver's Retry-After header can ask for; a longer one, "
+        "or an HTTP date further ahead, waits this long. It also bounds how long the channel "
+        "pauses.",
+    )
     poll_seconds: float = Field(1.0, gt=0, description="Worker wait between outbox scans.")
     batch_size: int = Field(200, ge=1, description="Rows the worker claims per scan.")
     concurrency: int = Field(
@@ -790,11 +822,45 @@ class NotifySettings(BaseModel):
     def _secret_reference(cls, value: Any) -> Any:
         from costwarden.notify.secrets import _resolve
 
-        return _resolve(value)
+        value = _resolve(value)
+        if isinstance(value, str):
+            size = len(value.strip().encode())
+            if size == 0:
+                raise ValueError(
+                    "is empty; remove it to turn approval links off, or set at least "
+                    f"{MIN_LINK_SECRET_BYTES} random bytes"
+                )
+            if size < MIN_LINK_SECRET_BYTES:
+                raise ValueError(
+                    f"is {size} bytes long; it signs approval links, so use at least "
+                    f"{MIN_LINK_SECRET_BYTES} random bytes, e.g. the output of "
+                    "'openssl rand -hex 32'"
+                )
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "is not an http(s) URL; give the base URL people reach the service at, "
+                "e.g. https://costwarden.example.com"
+            )
+        return value
 
     @model_validator(mode="after")
     def _known_channels(self) -> NotifySettings:
         from costwarden.notify import CHANNELS
+
+        if self.link_secret is not None and not self.public_url:
+            logging.getLogger("costwarden.notify").warning(
+                "notify.link_secret is set but notify.public_url is not: Teams cards and "
+                "emails carry no approval links; Slack buttons still work. Set "
+                "notify.public_url to turn links on"
+            )
 
         for name, options in self.channels.items():
             try:

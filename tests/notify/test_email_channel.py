@@ -305,7 +305,7 @@ def test_silent_server_times_out(client: httpx.Client) -> None:
         ({"sender": "costwarden"}, "is not an email address"),
         ({"recipients": ["finops at example.com"]}, "are not email addresses"),
         ({"recipients": []}, "nobody gets mail"),
-        ({"ssl": True}, "ssl and starttls exclude each other"),
+        ({"ssl": True, "starttls": True}, "ssl and starttls exclude each other"),
         ({"username": "mailer"}, "username and password go together"),
         (
             {"username": "mailer", "password": "p", "starttls": False},

@@ -32,6 +32,7 @@ DOCS = [ROOT / "docs" / name for name in ("notifications.md", "api.md", "webhook
 DUMMY_BY_FIELD = {
     "webhook_url": "https://hooks.slack.com/services/T0000/B0000/dummy",
     "routing_key": "0123456789abcdef0123456789abcdef",
+    "link_secret": "dummy-link-secret-0123456789abcdef",
     "secret": "whsec_" + base64.b64encode(b"dummy-signing-key-of-32-bytes!!!").decode(),
 }
 """Dummy secret values for fields whose validators check the shape. Other fields get plain text."""

@@ -45,7 +45,7 @@ SECRETS = {
     "webhook_secret": "whsec_" + base64.b64encode(WEBHOOK_KEY).decode(),
     "webhook_header": "WebhookHeaderSecret7Z1",
     "smtp_password": "SmtpPasswordSecret8A2",
-    "link_secret": "LinkSigningSecret9B3",
+    "link_secret": "LinkSigningSecret9B3-7d0e4c1a5f2b8e63",
     "api_key": "ServiceApiKeySecret0C4",
 }
 """Every secret value; the webhook key is also searched for in its base64 form alone."""

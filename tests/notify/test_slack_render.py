@@ -138,3 +138,12 @@ def test_resolved_message_short() -> None:
     assert block_problems(message["blocks"]) == []
     assert message["text"].startswith("Resolved: ")
     assert text_length(message["blocks"]) < 2000
+
+
+def test_budget_backtick_stays_in_code_span() -> None:
+    notice = sample_notice(budget="team`*bold*`<!here>")
+
+    resolved = resolved_message(notice)["blocks"][0]["text"]["text"]
+
+    assert "Budget `team\u02cb*bold*\u02cb&lt;!here&gt;` is no longer at risk." in resolved
+    assert resolved.count("`") == 2

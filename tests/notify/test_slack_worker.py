@@ -21,7 +21,7 @@ from costwarden.store import Store
 from costwarden.store.tables import NotificationRecord
 
 PUBLIC_URL = "https://costwarden.example.com"
-LINK_SECRET = "worker-link-secret-e41a"
+LINK_SECRET = "worker-link-secret-e41a-3c9f7b2d5a18"
 
 
 @pytest.fixture

@@ -244,3 +244,19 @@ def test_link_expiry_in_card(fake: FakeTeams, client: httpx.Client) -> None:
     token = _actions(fake.state.cards[0])["Approve"].rsplit("/", 1)[-1]
     claims = SIGNER.verify(token, now=now)
     assert claims.expires_at == datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+
+
+def test_names_cannot_inject_markdown_links() -> None:
+    notice = replace(
+        sample_notice(),
+        title="[click me](https://phish.example)",
+        budget="*big*_budget_",
+        owners=("[owner](https://phish.example)",),
+    )
+
+    text = json.dumps(fitted_alert_message(notice, None), ensure_ascii=False)
+
+    assert "[click me](https" not in text
+    assert "\\\\[click me\\\\]\\\\(https://phish.example\\\\)" in text
+    assert "\\\\*big\\\\*\\\\_budget\\\\_" in text
+    assert "[owner](" not in text

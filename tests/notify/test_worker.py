@@ -460,7 +460,7 @@ def test_delivery_carries_refs_and_links(store: Store, recording_type: None) -> 
     settings = NotifySettings(
         channels={"rec": {"type": "test-recording", "burst": 5}},
         public_url="https://costwarden.example",
-        link_secret="link-signing-secret-1234",
+        link_secret="link-signing-secret-1234-5678-9abc-def0",
     )
     worker = track(settings, store, clock)
 

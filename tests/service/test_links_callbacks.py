@@ -18,15 +18,27 @@ if TYPE_CHECKING:
     from conftest import RunningService
 
 PUBLIC_URL = "https://costwarden.example.com"
-LINK_SECRET = "service-link-secret-51d2"
+LINK_SECRET = "service-link-secret-51d2-0f9e3a7c4b18d6e2"
 ALERT_ID = "ba-0a1b2c3d4e5f6071"
 CHANNEL = "teams-finops"
 SIGNER = LinkSigner(LINK_SECRET, PUBLIC_URL, 24)
 
 
 @pytest.fixture
-def service(start_service: Callable[..., RunningService]) -> RunningService:
+def service(start_service: Callable[..., RunningService], store: Store) -> RunningService:
+    add_notification(store)
     return start_service(notify={"public_url": PUBLIC_URL, "link_secret": LINK_SECRET})
+
+
+def add_notification(store: Store) -> None:
+    """Store the notification that the links were sent with."""
+    now = datetime.now(UTC)
+    with store.transaction() as session:
+        session.add(NotificationRecord(
+            alert_id=ALERT_ID, channel=CHANNEL, kind="budget", budget="prod", period_key="p",
+            state="firing", severity="warning", notice={"title": "prod-analytics at 91%"},
+            first_notified_at=now, last_notified_at=now, last_seen_at=now,
+        ))
 
 
 def local(service: RunningService, link: str) -> str:
@@ -45,11 +57,6 @@ def responses(store: Store) -> list[AlertResponseRecord]:
 def _seed_alert(store: Store) -> None:
     now = datetime.now(UTC)
     with store.transaction() as session:
-        session.add(NotificationRecord(
-            alert_id=ALERT_ID, channel=CHANNEL, kind="budget", budget="prod", period_key="p",
-            state="firing", severity="warning", notice={"title": "prod-analytics at 91%"},
-            first_notified_at=now, last_notified_at=now, last_seen_at=now,
-        ))
         session.add(OutboxRecord(
             id="row-trigger", channel=CHANNEL, alert_id=ALERT_ID, event="trigger", notices=[],
             status="pending", attempts=0, next_attempt_at=now + timedelta(days=1),
@@ -158,14 +165,25 @@ def test_snooze_hours_chosen(store: Store, service: RunningService) -> None:
         assert row.status == "cancelled"
 
 
-def test_snooze_odd_hours_default(store: Store, service: RunningService) -> None:
+def test_snooze_without_hours_uses_noise_default(store: Store, service: RunningService) -> None:
     url = local(service, SIGNER.links_for(ALERT_ID, CHANNEL).snooze)
 
-    httpx.post(url, data={"hours": "9999"})
+    httpx.post(url)
 
     [record] = responses(store)
     assert record.snoozed_until is not None
     assert record.snoozed_until - record.received_at == timedelta(hours=24)
+
+
+def test_snooze_too_long_refused(store: Store, service: RunningService) -> None:
+    url = local(service, SIGNER.links_for(ALERT_ID, CHANNEL).snooze)
+
+    response = httpx.post(url, data={"hours": "99999"})
+
+    assert response.status_code == 400
+    assert "1 to 720 hours" in response.text
+    assert "not 99999" in response.text
+    assert responses(store) == []
 
 
 def test_links_off_404(start_service: Callable[..., RunningService]) -> None:

@@ -31,8 +31,22 @@ def fake() -> Iterator[FakeSlack]:
         yield server
 
 
+def add_notification(store: Store, alert_id: str = ALERT_ID, channel: str = "finops") -> None:
+    """Store the notification that the clicked message stands for."""
+    now = datetime.now(UTC)
+    with store.transaction() as session:
+        session.add(NotificationRecord(
+            alert_id=alert_id, channel=channel, kind="budget", budget="prod", period_key="p",
+            state="firing", severity="warning", notice={"title": "prod at 91%"},
+            first_notified_at=now, last_notified_at=now, last_seen_at=now,
+        ))
+
+
 @pytest.fixture
-def service(start_service: Callable[..., RunningService], fake: FakeSlack) -> RunningService:
+def service(
+    start_service: Callable[..., RunningService], fake: FakeSlack, store: Store
+) -> RunningService:
+    add_notification(store)
     channels = {
         "finops": fake.bot_settings(snooze_hours=8),
         "platform": fake.bot_settings(channel=OTHER_CHANNEL_ID, signing_secret=OTHER_SECRET),
@@ -123,11 +137,6 @@ def test_redelivered_click_once(store: Store, fake: FakeSlack, driver: Interacti
 def _seed_alert(store: Store) -> None:
     now = datetime.now(UTC)
     with store.transaction() as session:
-        session.add(NotificationRecord(
-            alert_id=ALERT_ID, channel="finops", kind="budget", budget="prod", period_key="p",
-            state="firing", severity="warning", notice={"title": "prod at 91%"},
-            first_notified_at=now, last_notified_at=now, last_seen_at=now,
-        ))
         for event in ("update", "resolve"):
             session.add(OutboxRecord(
                 id=f"row-{event}", channel="finops", alert_id=ALERT_ID, event=event,

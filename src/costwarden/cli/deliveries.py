@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from costwarden.cli.common import print_json, state, stderr, stdout
 from costwarden.config import Settings
-from costwarden.errors import ConfigError, DeliveryError
+from costwarden.errors import ConfigError, ConflictError, DeliveryError, NotFoundError
 from costwarden.notify.deliveries import (
     STATUSES,
     delivery_detail,
@@ -61,7 +61,7 @@ def list_command(
         page = list_deliveries(session, status=status, channel=channel, alert_id=alert, limit=limit)
         items = [delivery_summary(record) for record in page.items]
     if as_json:
-        print_json({"items": items, "total": page.total})
+        print_json({"items": [_json_times(item) for item in items], "total": page.total})
         return
     stdout.print(_table(items, page.total))
 
@@ -74,9 +74,12 @@ def show_command(
 ) -> None:
     """Show one delivery with its attempts, last error and notices."""
     with _session(ctx) as session:
-        detail = delivery_detail(find_delivery(session, delivery_id))
+        try:
+            detail = delivery_detail(find_delivery(session, delivery_id))
+        except NotFoundError as exc:
+            raise ConfigError(str(exc)) from None
     if as_json:
-        print_json(detail)
+        print_json(_json_times(detail))
         return
     table = Table(box=None, show_header=False)
     table.add_column(style="bold")
@@ -108,11 +111,22 @@ def retry_command(
     if channel is not None and not all_dead:
         raise ConfigError("--channel only applies with --all-dead")
     now = datetime.now(UTC)
+    settings = state(ctx).settings()
     with _session(ctx) as session:
         if delivery_id is not None:
-            record = retry_delivery(session, delivery_id, now)
+            try:
+                record = retry_delivery(session, delivery_id, now)
+            except (NotFoundError, ConflictError) as exc:
+                raise ConfigError(str(exc)) from None
             stdout.print(f"Delivery {record.id} to {record.channel} is pending again.")
             return
+        if channel is not None and channel not in settings.notify.channels:
+            if not list_deliveries(session, channel=channel, limit=1).total:
+                names = ", ".join(sorted(settings.notify.channels)) or "none"
+                raise ConfigError(
+                    f"--channel {channel!r} is not in notify.channels and has no deliveries; "
+                    f"configured channels: {names}"
+                )
         count = retry_dead(session, now, channel=channel)
     where = f" of channel {channel}" if channel else ""
     stdout.print(f"{count} dead deliveries{where} are pending again.")
@@ -149,17 +163,36 @@ def test_command(
         drain_outbox(settings, progress=False, store=store)
         with store.transaction() as session:
             record = find_delivery(session, delivery_id)
-            status, error = record.status, record.last_error
+            status, error, due = record.status, record.last_error, record.next_attempt_at
     finally:
         store.close()
     if status == "sent":
         stdout.print(f"Test notice {delivery_id} sent to {channel}.")
         return
+    reason = error or "not sent yet"
+    if status == "pending":
+        reason = f"{_waiting_reason(settings, channel)}; next attempt at {due:%Y-%m-%d %H:%M} UTC"
+        if error:
+            reason += f"; last error: {error}"
     raise DeliveryError(
-        f"test notice {delivery_id} to {channel} is {status}: {error or 'not sent yet'}; "
+        f"test notice {delivery_id} to {channel} is {status}: {reason}; "
         f"'costwarden deliveries show {delivery_id[:8]}' has the details",
         channel=channel,
     )
+
+
+def _waiting_reason(settings: Settings, channel: str) -> str:
+    """Say why a row of ``channel`` is still pending: disabled, quiet hours or a retry."""
+    from costwarden.notify.pacing import quiet_until
+    from costwarden.notify.registry import CHANNELS
+
+    options = CHANNELS.validate(channel, settings.notify.channels[channel])
+    if not options.enabled:
+        return "not sent, the channel is disabled (enabled: false)"
+    quiet_end = quiet_until(options.quiet_hours, datetime.now(UTC))
+    if quiet_end is not None:
+        return f"held by the channel's quiet hours until {quiet_end:%Y-%m-%d %H:%M} UTC"
+    return "not sent yet, waiting for a retry"
 
 
 def drain_outbox(settings: Settings, *, progress: bool, store: Store | None = None) -> Any:
@@ -224,6 +257,15 @@ def _table(items: list[dict[str, Any]], total: int) -> Table:
             str(item["attempts"]), _text(item["created_at"]), escape(item["last_error"] or ""),
         )
     return table
+
+
+def _json_times(item: dict[str, Any]) -> dict[str, Any]:
+    """Write the times of a row as ISO 8601 UTC with ``Z``, as the API does."""
+    return {
+        key: value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        if isinstance(value, datetime) else value
+        for key, value in item.items()
+    }
 
 
 def _text(value: Any) -> str:

@@ -185,7 +185,7 @@ def run(
     check_calendar(settings)
     result = execute(settings, budgets, parse_as_of(as_of), ingest=not no_ingest, as_json=as_json)
     if deliver and settings.notify.channels:
-        report = drain_outbox(settings, progress=False)
+        report = drain_outbox(settings, progress=not as_json)
         stderr.print(f"Notifications: {report_line(report)}", highlight=False)
     if fail_on_alert and (result.alerts or result.quota_alerts or result.anomaly_alerts):
         raise typer.Exit(ALERTS_FIRED_EXIT_CODE)

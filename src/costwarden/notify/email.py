@@ -101,6 +101,14 @@ class EmailSettings(ChannelSettings):
             )
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _ssl_without_starttls(cls, data: Any) -> Any:
+        """``ssl: true`` alone turns STARTTLS off; both set true stays an error."""
+        if isinstance(data, dict) and data.get("ssl") is True and "starttls" not in data:
+            return {**data, "starttls": False}
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> EmailSettings:
         if self.ssl and self.starttls:

@@ -98,8 +98,10 @@ def enqueue_notices(
     ``evaluated_kinds`` names the notice kinds this pass evaluated; a firing record of such a
     kind whose notice is absent is resolved. Budget records are resolved only for the budgets in
     ``evaluated_budgets``, so a budget without data keeps its alerts. Notices in state
-    ``resolved`` count as absent. ``router`` carries the routing warnings across the calls of
-    one pass.
+    ``resolved`` count as absent. A record of an alert that still fires but no longer routes to
+    the record's channel is left as it is: the channel gets nothing while the alert fires, and
+    its resolve notice when the alert stops. ``router`` carries the routing warnings across the
+    calls of one pass.
     """
     router = router or Router(settings)
     digests = _DigestChannels(settings)
@@ -120,7 +122,10 @@ def enqueue_notices(
             present.add((notice.alert_id, channel))
             _touch(session, notice, channel, now)
 
-    _resolve_absent(session, settings, present, evaluated_kinds, evaluated_budgets, now, report)
+    still_firing = {notice.alert_id for notice in firing}
+    _resolve_absent(
+        session, settings, present, still_firing, evaluated_kinds, evaluated_budgets, now, report
+    )
     session.flush()
     logger.debug("notifications queued: %s", report)
     return report
@@ -277,12 +282,19 @@ def _resolve_absent(
     session: Session,
     settings: NotifySettings,
     present: set[tuple[str, str]],
+    still_firing: set[str],
     evaluated_kinds: Collection[str],
     evaluated_budgets: Collection[str],
     now: datetime,
     report: EnqueueReport,
 ) -> None:
-    """Resolve the firing records of evaluated kinds whose alert this pass did not raise."""
+    """Resolve the firing records of evaluated kinds whose alert this pass did not raise.
+
+    A record whose alert is in ``still_firing`` but was not routed to the record's channel
+    (the routes changed) stays firing, untouched: telling that channel "resolved" would be
+    false. When the alert later stops firing, the record resolves here and the channel that
+    got the trigger gets the resolve, so a PagerDuty incident or a ticket closes.
+    """
     if not evaluated_kinds:
         return
     records = session.scalars(
@@ -292,7 +304,7 @@ def _resolve_absent(
         )
     ).all()
     for record in records:
-        if (record.alert_id, record.channel) in present:
+        if (record.alert_id, record.channel) in present or record.alert_id in still_firing:
             continue
         # NOTE: a budget deleted from the budget file is never evaluated again, so its firing
         # records stay firing and its channels get no resolve notice.

@@ -48,16 +48,21 @@ def retry_delay(
     base: float,
     cap: float,
     rng: random.Random,
+    retry_after_cap: float | None = None,
 ) -> float:
     """Return the seconds before attempt ``attempts + 1``.
 
     The delay is drawn uniformly between 0 and ``base * 2 ** (attempts - 1)`` capped at ``cap``
-    ("full jitter"). A longer ``Retry-After`` wins, even above ``cap``.
+    ("full jitter"). A longer ``Retry-After`` wins, even above ``cap``, but never above
+    ``retry_after_cap``: a receiver asking for years must not freeze the channel.
     """
     ceiling = min(cap, base * 2 ** max(attempts - 1, 0))
     delay = rng.uniform(0.0, ceiling)
     if retry_after is not None:
-        delay = max(delay, retry_after)
+        wait = max(retry_after, 0.0)
+        if retry_after_cap is not None:
+            wait = min(wait, retry_after_cap)
+        delay = max(delay, wait)
     return delay
 
 

@@ -9,6 +9,7 @@ and never retries by itself.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time
@@ -159,7 +160,9 @@ class Channel:
     def send(self, delivery: Delivery, client: httpx.Client) -> SendResult:
         raise NotImplementedError
 
-    def poll(self, external_ref: str, alert_id: str, client: httpx.Client) -> InboundResponse | None:
+    def poll(
+        self, external_ref: str, alert_id: str, client: httpx.Client
+    ) -> InboundResponse | None:
         """Read a decision back from the service (ServiceNow approvals); most channels have none."""
         return None
 
@@ -199,27 +202,33 @@ class ChannelRegistry:
     def names(self) -> list[str]:
         return sorted(self._specs)
 
-    def spec(self, name: str) -> ChannelSpec:
+    def spec(self, name: str, channel: str | None = None) -> ChannelSpec:
         try:
             return self._specs[name]
         except KeyError:
             valid = ", ".join(self.names())
-            raise ConfigError(f"unknown channel type {name!r}; valid types: {valid}") from None
+            where = f"notify.channels.{channel}.type: " if channel else ""
+            close = difflib.get_close_matches(name, self.names(), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(
+                f"{where}unknown channel type {name!r}; {hint}valid types: {valid}"
+            ) from None
 
     def validate(self, channel: str, options: Mapping[str, Any]) -> ChannelSettings:
-        """Validate one entry of ``notify.channels``; errors name the channel and the field."""
+        """Validate one entry of ``notify.channels``; errors name the channel, the field and,
+        unless it is a secret, the value received."""
         kind = options.get("type")
         if not kind:
             raise ConfigError(
-                f"notify.channels.{channel}: 'type' is missing; use one of {', '.join(self.names())}"
+                f"notify.channels.{channel}.type is missing; use one of "
+                f"{', '.join(self.names())}"
             )
-        spec = self.spec(str(kind))
+        spec = self.spec(str(kind), channel)
         try:
             return spec.settings_class.model_validate(dict(options))
         except ValidationError as exc:
             problems = "; ".join(
-                f"notify.channels.{channel}.{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
-                for error in exc.errors()
+                _problem(channel, spec.settings_class, error) for error in exc.errors()
             )
             raise ConfigError(problems) from None
 
@@ -231,3 +240,40 @@ class ChannelRegistry:
 
 
 CHANNELS = ChannelRegistry()
+
+
+def _problem(channel: str, settings_class: type[BaseModel], error: Any) -> str:
+    """Describe one validation error of a channel entry in the words of the config file."""
+    loc = [str(part) for part in error["loc"]]
+    key = ".".join([f"notify.channels.{channel}", *loc])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    value = error.get("input")
+    if error["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(loc[-1], _field_names(settings_class, loc[:-1]), n=1)
+        hint = (f"did you mean {close[0]!r}?" if close
+                else "'costwarden config reference' lists the valid ones")
+        return f"{key}: unknown setting; {hint}"
+    received = ""
+    if not isinstance(value, dict | list) and not _is_secret(loc):
+        received = f" (got {value!r})"
+    return f"{key}: {message}{received}"
+
+
+def _field_names(model: type[BaseModel], path: list[str]) -> list[str]:
+    """Return the setting names valid at ``path`` below ``model``."""
+    for part in path:
+        field_info = model.model_fields.get(part)
+        annotation = getattr(field_info, "annotation", None)
+        inner = [arg for arg in getattr(annotation, "__args__", ()) if isinstance(arg, type)]
+        found = next((arg for arg in [annotation, *inner]
+                      if isinstance(arg, type) and issubclass(arg, BaseModel)), None)
+        if found is None:
+            return []
+        model = found
+    return sorted(model.model_fields)
+
+
+def _is_secret(loc: list[str]) -> bool:
+    words = ("secret", "token", "password", "webhook_url", "workflow_url", "routing_key",
+             "headers", "api_key")
+    return any(word in part for part in loc for word in words)

@@ -25,16 +25,21 @@ def _resolve(value: Any) -> Any:
                 f"environment variable {name} is not set; export it or give the secret inline "
                 "or as {file: PATH}"
             )
+        if not os.environ[name].strip():
+            raise ValueError(f"environment variable {name} is empty; put the secret in it")
         return os.environ[name]
     if keys == {"file"}:
         path = Path(str(value["file"])).expanduser()
         try:
-            return path.read_text(encoding="utf-8").strip()
+            text = path.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ValueError(
                 f"cannot read secret file {path}: {exc.strerror}; mount the file or give the "
                 "secret as {env: NAME}"
             ) from None
+        if not text:
+            raise ValueError(f"secret file {path} is empty; write the secret into it")
+        return text
     raise ValueError("a secret is a string, {env: NAME} or {file: PATH}")
 
 

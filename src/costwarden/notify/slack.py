@@ -312,6 +312,19 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+BACKTICK_LOOKALIKE = "\u02cb"
+"""Modifier letter grave accent, shown in place of a backtick inside a code span."""
+
+
+def code_span(text: str, limit: int) -> str:
+    """Return ``text`` as an inline code span.
+
+    mrkdwn cannot escape a backtick inside a code span, so backticks become a look-alike.
+    """
+    inner = escape_within(text.replace("`", BACKTICK_LOOKALIKE), limit)
+    return f"`{inner}`"
+
+
 def escape_within(text: str, limit: int) -> str:
     """Escape ``text`` and cut it so that the escaped text has at most ``limit`` characters."""
     escaped = escape(trim_text(text, limit))
@@ -405,7 +418,7 @@ def resolved_message(notice: Notice) -> dict[str, Any]:
     title = escape_within(notice.title, MAX_NAME * 2)
     text = f":white_check_mark: *Resolved:* {title}"
     if notice.budget:
-        text += f"\nBudget `{escape_within(notice.budget, MAX_NAME)}` is no longer at risk."
+        text += f"\nBudget {code_span(notice.budget, MAX_NAME)} is no longer at risk."
     return {
         "text": escape_within(f"Resolved: {notice.title}", MAX_FALLBACK_TEXT),
         "blocks": [_section(text, "resolved"), _context(notice)],
@@ -494,7 +507,7 @@ def _summary(notice: Notice, mentions: dict[str, str]) -> str:
     severity = f"{SEVERITY_EMOJI[notice.severity]} *{SEVERITY_LABEL[notice.severity]}*"
     text = f"{severity} {notice.kind} alert"
     if notice.budget:
-        text += f" · budget `{escape_within(notice.budget, MAX_NAME)}`"
+        text += f" · budget {code_span(notice.budget, MAX_NAME)}"
     if notice.period_start and notice.period_end:
         text += f" · period {notice.period_start.isoformat()} to {notice.period_end.isoformat()}"
     if notice.owners:

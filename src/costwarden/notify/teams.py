@@ -151,7 +151,7 @@ def alert_card(
     """Render a firing alert: title, summary, facts, contributors, actions and buttons."""
     prefix = "Updated: " if updated else ""
     body: list[dict[str, Any]] = [
-        _text(f"{prefix}{trim_text(notice.title, MAX_NAME * 2)}", weight="Bolder",
+        _text(f"{prefix}{_markdown_label(trim_text(notice.title, MAX_NAME * 2))}", weight="Bolder",
               size="Medium", color=SEVERITY_COLOR[notice.severity]),
         _text(_summary(notice), isSubtle=True, spacing="None"),
     ]
@@ -178,7 +178,7 @@ def alert_card(
 def resolved_card(notice: Notice) -> dict[str, Any]:
     """Render the short card that reports that an alert's risk went away, without decisions."""
     body = [
-        _text(f"Resolved: {trim_text(notice.title, MAX_NAME * 2)}", weight="Bolder",
+        _text(f"Resolved: {_markdown_label(trim_text(notice.title, MAX_NAME * 2))}", weight="Bolder",
               size="Medium", color="Good"),
         _text(f"Alert {notice.alert_id} is no longer at risk.", isSubtle=True, spacing="None"),
     ]
@@ -210,10 +210,10 @@ def digest_card(notices: Sequence[Notice]) -> dict[str, Any]:
 
 
 def _digest_item(notice: Notice) -> dict[str, Any]:
-    title = trim_text(notice.title, MAX_NAME)
+    title = _markdown_label(trim_text(notice.title, MAX_NAME))
     heading = title
     if notice.alert_url:
-        heading = f"[{_markdown_label(title)}]({_markdown_url(notice.alert_url)})"
+        heading = f"[{title}]({_markdown_url(notice.alert_url)})"
     facts = [{"title": trim_text(label, 40), "value": trim_text(value, 80)}
              for label, value in notice.facts[:3]]
     return {
@@ -230,11 +230,11 @@ def _digest_item(notice: Notice) -> dict[str, Any]:
 def _summary(notice: Notice) -> str:
     text = f"{SEVERITY_LABEL[notice.severity]} {notice.kind} alert"
     if notice.budget:
-        text += f" · budget {trim_text(notice.budget, MAX_NAME)}"
+        text += f" · budget {_markdown_label(trim_text(notice.budget, MAX_NAME))}"
     if notice.period_start and notice.period_end:
         text += f" · period {notice.period_start.isoformat()} to {notice.period_end.isoformat()}"
     if notice.owners:
-        owners = [trim_text(owner, 60) for owner in notice.owners[:10]]
+        owners = [_markdown_label(trim_text(owner, 60)) for owner in notice.owners[:10]]
         extra = len(notice.owners) - len(owners)
         text += " · owners: " + ", ".join(owners) + (f" and {extra} more" if extra > 0 else "")
     return text

@@ -9,6 +9,7 @@ rotated, the header carries one signature per secret, separated by a space. The 
 
 from __future__ import annotations
 
+import base64
 import binascii
 import hashlib
 import hmac
@@ -60,6 +61,9 @@ RESERVED_HEADERS = frozenset(
     }
 )
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+MIN_SECRET_BYTES = 24
+MAX_SECRET_BYTES = 64
+"""Length of the random key behind 'whsec_', as the Standard Webhooks specification asks."""
 
 
 class WebhookSettings(ChannelSettings):
@@ -105,14 +109,25 @@ class WebhookSettings(ChannelSettings):
     def _standard_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
             return None
+        text = value.get_secret_value()
+        generate = (
+            'Generate one with: python -c "import base64, os; '
+            "print('whsec_' + base64.b64encode(os.urandom(32)).decode())\""
+        )
         try:
-            Webhook(value.get_secret_value())
-        except (binascii.Error, EmptyWebhookSecretError) as exc:
+            if not text.startswith("whsec_"):
+                raise ValueError("no whsec_ prefix")
+            Webhook(text)
+            size = len(base64.b64decode(text.removeprefix("whsec_") + "=="))
+        except (binascii.Error, EmptyWebhookSecretError, ValueError) as exc:
             raise ValueError(
-                "the secret is not 'whsec_' followed by base64 of random bytes. Generate one "
-                'with: python -c "import base64, os; '
-                "print('whsec_' + base64.b64encode(os.urandom(32)).decode())\""
+                f"the secret is not 'whsec_' followed by base64 of random bytes. {generate}"
             ) from exc
+        if not MIN_SECRET_BYTES <= size <= MAX_SECRET_BYTES:
+            raise ValueError(
+                f"the secret holds {size} bytes; use {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} "
+                f"random bytes. {generate}"
+            )
         return value
 
     @field_validator("headers")
@@ -215,6 +230,9 @@ def build_event(
     for notice in delivery.notices:
         # A JSON round trip turns the tuples of to_json() into the lists that are sent.
         item = json.loads(json.dumps(notice.to_json()))
+        # The approval request carries signed approve and reject tokens, which are bearer
+        # credentials; the event schema has no field for them.
+        item.pop("approval", None)
         if not item.get("alert_url") and alert_url is not None:
             item["alert_url"] = alert_url(notice.alert_id)
         notices.append(item)

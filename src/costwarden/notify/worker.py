@@ -35,7 +35,7 @@ from costwarden.notify.channels import redact, secret_values
 from costwarden.notify.notice import Notice
 from costwarden.notify.pacing import TokenBucket, quiet_until, retry_delay
 from costwarden.notify.registry import ActionLinks, Channel, Delivery, SendResult
-from costwarden.notify.responses import record_response
+from costwarden.notify.responses import store_response
 from costwarden.service.telemetry import DEAD_LETTERS, DELIVERIES, OUTBOX_ROWS
 from costwarden.store import Store
 from costwarden.store.tables import NotificationRecord, OutboxRecord
@@ -169,6 +169,7 @@ class DeliveryWorker:
         """Collect digests, poll approvals, then claim the due rows and send them."""
         now = now or self.clock()
         report = WorkerReport()
+        self._expire(now, report)
         self._collect_digests(now, report)
         self._poll_approvals(now, report)
         report.skipped = self._count_skipped(now)
@@ -453,6 +454,7 @@ class DeliveryWorker:
             delay = retry_delay(
                 attempts, retry_after, base=self.delivery.backoff_base_seconds,
                 cap=self.delivery.backoff_max_seconds, rng=self._rng,
+                retry_after_cap=self.delivery.retry_after_max_seconds,
             )
         retry_at = now + timedelta(seconds=delay)
         if isinstance(error, RetryableDeliveryError):
@@ -540,6 +542,49 @@ class DeliveryWorker:
             f" until {when.isoformat()}" if when else "",
         )
 
+    def _expire(self, now: datetime, report: WorkerReport) -> None:
+        """Move rows that failed before and outlived ``max_age_hours`` to dead, without sending.
+
+        A row that was never attempted (held by quiet hours, or waiting for a disabled
+        channel) does not expire; ``deliveries retry`` resets the attempts, so a retried old
+        row gets one more try.
+        """
+        cutoff = now - timedelta(hours=self.delivery.max_age_hours)
+        with self.store.transaction() as session:
+            expired = session.execute(
+                select(
+                    OutboxRecord.id, OutboxRecord.channel, OutboxRecord.alert_id,
+                    OutboxRecord.event, OutboxRecord.attempts, OutboxRecord.last_status,
+                    OutboxRecord.last_error,
+                )
+                .where(
+                    OutboxRecord.status == "pending",
+                    OutboxRecord.attempts > 0,
+                    OutboxRecord.created_at < cutoff,
+                )
+                .limit(self.delivery.batch_size)
+            ).all()
+            for row_id, channel, alert_id, event, attempts, status, error in expired:
+                message = (
+                    f"not delivered within notify.delivery.max_age_hours "
+                    f"({self.delivery.max_age_hours:g} h); last error: {error or '-'}"
+                )
+                changed = session.execute(
+                    update(OutboxRecord)
+                    .where(OutboxRecord.id == row_id, OutboxRecord.status == "pending")
+                    .values(status="dead", updated_at=now, last_error=message)
+                ).rowcount
+                if not changed:
+                    continue
+                record_delivery(
+                    session, self.audit_tenant, delivery_id=row_id, channel=channel,
+                    event=event, alert_id=alert_id, outcome="dead", attempts=attempts,
+                    status=status, error=message,
+                )
+                logger.error("outbox row %s to %s is dead: %s", row_id, channel, message)
+                report.dead += 1
+                DELIVERIES.labels(channel=channel, outcome="dead").inc()
+
     # -- digests, approvals, gauges -------------------------------------------------------------
 
     def _collect_digests(self, now: datetime, report: WorkerReport) -> None:
@@ -587,9 +632,8 @@ class DeliveryWorker:
             report.polled += 1
             if response is None:
                 continue
-            with self.store.transaction() as session:
-                _, created = record_response(session, response)
-            report.responses += int(created)
+            outcome = store_response(self.store, response)
+            report.responses += int(outcome.created)
 
     def _refresh_gauges(self, now: datetime) -> None:
         last = self._last_gauges
@@ -744,7 +788,10 @@ def _claim_rows(
 
 
 def _mark_sent(token: str) -> Any:
-    """Return an UPDATE that marks one row sent, for executemany over sent rows."""
+    """Return an UPDATE that marks one row sent, for executemany over sent rows.
+
+    The error of an earlier failed attempt is cleared; the audit trail keeps it.
+    """
     table = OutboxRecord.__table__
     return (
         update(table)
@@ -752,6 +799,7 @@ def _mark_sent(token: str) -> Any:
         .values(
             status="sent", sent_at=bindparam("sent_at"), updated_at=bindparam("sent_at"),
             attempts=bindparam("attempts"), claimed_until=None, external_ref=bindparam("ref"),
+            last_status=None, last_error=None,
         )
     )
 

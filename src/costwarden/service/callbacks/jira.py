@@ -30,7 +30,7 @@ from costwarden.domain.governance import Vote
 from costwarden.errors import ApprovalError, DeliveryError, NotFoundError
 from costwarden.notify.jira import JiraChannel, JiraSettings
 from costwarden.notify.registry import CHANNELS, ChannelContext, InboundResponse, ResponseAction
-from costwarden.notify.responses import record_response
+from costwarden.notify.responses import store_response
 from costwarden.notify.tickets import TICKET_KEY_PREFIX, ticket_key_of
 from costwarden.service.state import ServiceState, service_state
 from costwarden.store.tables import AlertResponseRecord, NotificationRecord
@@ -54,8 +54,9 @@ Moving a ticket to a status in `approve_status_ids` (or named in `approve_status
 approves its alert, and `reject_status_ids` or `reject_status_names` reject it. A payload
 with a transition name (workflow post functions send one) matches `approve_transition` or
 `reject_transition`. The issue is read again from Jira before the decision is recorded. When
-the channel lists `approvers`, other accounts are ignored. A redelivery with the same
-`X-Atlassian-Webhook-Identifier` records nothing new.
+the channel lists `approvers`, other accounts are ignored. The first approval or rejection of
+an alert wins across Slack, links and Jira: a later one, or a redelivery (with the same or a
+new `X-Atlassian-Webhook-Identifier`), records nothing new.
 """
 
 
@@ -292,25 +293,35 @@ def _record(
                 change.issue_key, channel.name,
             )
             return
-        # A redelivered event finds the actor's earlier decision and changes nothing.
         approval = _approval_of(session, channel.name, alert_id)
-        response = InboundResponse(
-            alert_id=alert_id,
-            channel=channel.name,
-            action=change.action,
-            actor=actor or "jira",
-            dedupe_key=dedupe_key,
-            received_at=datetime.now(UTC),
-            detail={
-                "issue": change.issue_key,
-                "status": (fields.get("status") or {}).get("name"),
-                "display_name": user.get("displayName"),
-            },
-        )
-        if approval is None:
-            record_response(session, response)
     if approval is not None:
         _decide_request(state, channel, change, approval, actor, user, dedupe_key)
+        return
+
+    # A redelivery, even under a new identifier, finds the alert's first decision and
+    # changes nothing; so does a decision made earlier in another channel.
+    response = InboundResponse(
+        alert_id=alert_id,
+        channel=channel.name,
+        action=change.action,
+        actor=actor or "jira",
+        dedupe_key=dedupe_key,
+        received_at=datetime.now(UTC),
+        detail={
+            "issue": change.issue_key,
+            "status": (fields.get("status") or {}).get("name"),
+            "display_name": user.get("displayName"),
+        },
+    )
+    outcome = store_response(state.store, response)
+    earlier = outcome.record
+    if outcome.status == "decided" and earlier is not None:
+        logger.warning(
+            "jira webhook: %s of %s ignored; alert %s was already decided (%s) by %s from "
+            "channel %s",
+            change.action, change.issue_key, alert_id, earlier.action, earlier.actor,
+            earlier.channel,
+        )
 
 
 def _approval_of(session: Session, channel: str, alert_id: str) -> dict[str, Any] | None:

@@ -3,8 +3,10 @@
 Teams cards and emails carry ``Action.OpenUrl`` links signed by ``notify.links.LinkSigner``.
 A GET changes nothing, because mail and chat link scanners fetch every URL; it shows a small
 page with a button that sends the POST. The POST records the decision once: a second use of
-the same link gets 409 "already used", and an approve or reject of an alert that someone
-already decided gets 409 "already decided". A forged, malformed or expired link gets 401.
+the same link gets 409 "already used" (also when the two uses arrive at once), and an approve
+or reject of an alert that someone already decided, on any channel, gets 409 "already decided".
+A forged, malformed or expired link gets 401, and a link whose alert was never sent to its
+channel gets 404 and records nothing.
 
 Tokens that start with ``apr1.`` are approval tokens of an approval request; ``approvals.py``
 serves them, and the page asks for the approver's name.
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import html
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -25,14 +26,19 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from costwarden.approvals.tokens import is_approval_token
 from costwarden.errors import ApprovalError, CallbackError, NotFoundError
 from costwarden.notify.links import LinkClaims, LinkSigner
 from costwarden.notify.registry import InboundResponse
-from costwarden.notify.responses import DEFAULT_SNOOZE_HOURS, record_response
+from costwarden.notify.responses import (
+    DECISIONS,
+    ResponseOutcome,
+    decision_of,
+    snooze_hours_error,
+    store_response,
+)
 from costwarden.service.callbacks import approvals
 from costwarden.service.state import ServiceState, service_state
 from costwarden.store.tables import AlertResponseRecord, NotificationRecord
@@ -44,8 +50,7 @@ router = APIRouter(tags=["callbacks"])
 State = Annotated[ServiceState, Depends(service_state)]
 
 SNOOZE_CHOICES = (4, 24, 72, 168)
-"""Hours the snooze page offers."""
-DECISIONS = ("approve", "reject")
+"""Hours the snooze page offers, besides ``notify.noise.snooze_hours``."""
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
@@ -57,61 +62,8 @@ VERBS = {"approve": "Approve", "reject": "Reject", "snooze": "Snooze"}
 PAST = {"approve": "approved", "reject": "rejected", "snooze": "snoozed"}
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """The result of recording a decision.
-
-    ``status`` is recorded, duplicate (this dedupe key was seen) or decided (the alert already
-    has an approval or a rejection). ``record`` is the new record, the earlier one with the
-    same key, or the earlier decision.
-    """
-
-    status: str
-    record: AlertResponseRecord
-
-    @property
-    def created(self) -> bool:
-        return self.status == "recorded"
-
-
-def record_decision(session: Session, response: InboundResponse) -> Outcome:
-    """Record a decision unless its dedupe key was seen or the alert is already decided.
-
-    Approve and reject are decisions and the first one wins; snooze can be repeated. The
-    alert's notification rows are locked first (SELECT FOR UPDATE on PostgreSQL), so two
-    replicas cannot both record a first decision for an alert that has them.
-    """
-    earlier = session.scalar(
-        select(AlertResponseRecord).where(AlertResponseRecord.dedupe_key == response.dedupe_key)
-    )
-    if earlier is not None:
-        return Outcome("duplicate", earlier)
-
-    if response.action in DECISIONS:
-        session.execute(
-            select(NotificationRecord.alert_id)
-            .where(NotificationRecord.alert_id == response.alert_id)
-            .with_for_update()
-        )
-        decided = _decision_of(session, response.alert_id)
-        if decided is not None:
-            return Outcome("decided", decided)
-
-    record, created = record_response(session, response)
-    return Outcome("recorded" if created else "duplicate", record)
-
-
-def _decision_of(session: Session, alert_id: str) -> AlertResponseRecord | None:
-    """Return the first approval or rejection of an alert, or ``None``."""
-    return session.scalar(
-        select(AlertResponseRecord)
-        .where(
-            AlertResponseRecord.alert_id == alert_id,
-            AlertResponseRecord.action.in_(DECISIONS),
-        )
-        .order_by(AlertResponseRecord.received_at)
-        .limit(1)
-    )
+Outcome = ResponseOutcome
+"""The result of recording a decision from a link or a Slack button."""
 
 
 def _signer(state: ServiceState) -> LinkSigner | None:
@@ -137,8 +89,10 @@ async def link_page(token: str, state: State) -> HTMLResponse:
     except SQLAlchemyError as exc:
         return _unavailable(exc)
     if used is not None:
-        return _already_page(used)
-    return _page(200, f"{VERBS[claims.action]} alert?", _confirm_body(claims, title))
+        return _unknown_page(claims) if used.record is None else _already_page(used)
+    default_hours = state.settings.notify.noise.snooze_hours
+    return _page(200, f"{VERBS[claims.action]} alert?",
+                 _confirm_body(claims, title, default_hours))
 
 
 @router.post("/actions/{token}", response_class=HTMLResponse, summary="Approval link decision")
@@ -163,7 +117,12 @@ async def link_decision(
 
     snooze_hours = None
     if claims.action == "snooze":
-        snooze_hours = hours if hours in SNOOZE_CHOICES else DEFAULT_SNOOZE_HOURS
+        snooze_hours = state.settings.notify.noise.snooze_hours if hours is None else hours
+        problem = snooze_hours_error(snooze_hours)
+        if problem is not None:
+            return _page(400, "Snooze not accepted",
+                         f"<p>{html.escape(problem)}. Nothing changed; open the link again and "
+                         "pick a shorter snooze.</p>")
     response = InboundResponse(
         alert_id=claims.alert_id,
         channel=claims.channel,
@@ -178,6 +137,8 @@ async def link_decision(
         outcome = await run_in_threadpool(_record, state, response)
     except SQLAlchemyError as exc:
         return _unavailable(exc)
+    if outcome.record is None:
+        return _unknown_page(claims)
     if not outcome.created:
         return _already_page(outcome)
     return _page(200, f"Alert {PAST[claims.action]}", _done_body(claims, outcome.record))
@@ -222,7 +183,8 @@ def _verify(state: ServiceState, token: str) -> tuple[LinkClaims | None, HTMLRes
 def _page_facts(
     state: ServiceState, claims: LinkClaims
 ) -> tuple[str | None, Outcome | None]:
-    """Return the alert's title, and the earlier use of this link or the alert's decision."""
+    """Return the alert's title, and the earlier use of this link, the alert's decision, or
+    an unknown outcome when the link's alert was never sent to its channel."""
     with state.store.transaction() as session:
         used = session.scalar(
             select(AlertResponseRecord)
@@ -230,7 +192,7 @@ def _page_facts(
         )
         decided = None
         if used is None and claims.action in DECISIONS:
-            decided = _decision_of(session, claims.alert_id)
+            decided = decision_of(session, claims.alert_id)
         notice = session.scalar(
             select(NotificationRecord.notice).where(
                 NotificationRecord.alert_id == claims.alert_id,
@@ -238,6 +200,8 @@ def _page_facts(
             )
         )
         title = notice.get("title") if isinstance(notice, dict) else None
+    if used is None and notice is None:
+        return None, Outcome("unknown", None)
     if used is not None:
         return title, Outcome("duplicate", used)
     if decided is not None:
@@ -246,8 +210,7 @@ def _page_facts(
 
 
 def _record(state: ServiceState, response: InboundResponse) -> Outcome:
-    with state.store.transaction() as session:
-        return record_decision(session, response)
+    return store_response(state.store, response, same_channel=True)
 
 
 def _request_detail(request: Request, claims: LinkClaims) -> dict[str, Any]:
@@ -260,15 +223,15 @@ def _request_detail(request: Request, claims: LinkClaims) -> dict[str, Any]:
     }
 
 
-def _confirm_body(claims: LinkClaims, title: str | None) -> str:
+def _confirm_body(claims: LinkClaims, title: str | None, default_hours: int) -> str:
     verb = VERBS[claims.action]
     about = f"<p><strong>{html.escape(title)}</strong></p>" if title else ""
     choice = ""
     if claims.action == "snooze":
         options = "".join(
-            f'<option value="{h}"{" selected" if h == DEFAULT_SNOOZE_HOURS else ""}>{h} hours'
+            f'<option value="{h}"{" selected" if h == default_hours else ""}>{h} hours'
             "</option>"
-            for h in SNOOZE_CHOICES
+            for h in sorted({*SNOOZE_CHOICES, default_hours})
         )
         choice = f'<p><label>Snooze for <select name="hours">{options}</select></label></p>'
     return (
@@ -286,8 +249,16 @@ def _done_body(claims: LinkClaims, record: AlertResponseRecord) -> str:
     return text + "</p>"
 
 
+def _unknown_page(claims: LinkClaims) -> HTMLResponse:
+    body = (f"<p>Alert <code>{html.escape(claims.alert_id)}</code> was never sent to channel "
+            f"{html.escape(claims.channel)}, so this link decides nothing. Nothing was "
+            "recorded.</p>")
+    return _page(404, "Alert not found", body)
+
+
 def _already_page(outcome: Outcome) -> HTMLResponse:
     record = outcome.record
+    assert record is not None
     when = f"{record.received_at:%Y-%m-%d %H:%M} UTC"
     if outcome.status == "decided":
         body = (f"<p>Alert <code>{html.escape(record.alert_id)}</code> was already "

@@ -33,9 +33,10 @@ from costwarden.approvals.tokens import is_approval_token
 from costwarden.domain.governance import Vote
 from costwarden.errors import ApprovalError, CallbackError, ConfigError, NotFoundError
 from costwarden.notify.registry import CHANNELS, InboundResponse, ResponseAction
+from costwarden.notify.responses import store_response
 from costwarden.notify.slack import ACTION_IDS, SlackSettings
 from costwarden.service.callbacks.approvals import channel_decision
-from costwarden.service.callbacks.links import PAST, Outcome, record_decision
+from costwarden.service.callbacks.links import PAST, Outcome
 from costwarden.service.state import ServiceState, service_state
 
 logger = logging.getLogger(__name__)
@@ -57,9 +58,10 @@ Receive a click on an Approve, Reject or Snooze button of a costwarden Slack mes
 Slack app's Interactivity Request URL to `{public_url}/callbacks/slack` and the channel's
 `signing_secret` to the app's Signing Secret.
 
-Responds 200 with an empty body once the decision is recorded; a click that was recorded before,
-or an approve or reject of an alert that is already decided, records nothing and gets a
-message visible only to the clicking user.
+Responds 200 with an empty body once the decision is handled. A click that was recorded before
+(also one sent twice at once), an approve or reject of an alert that is already decided on any
+channel, and a click on an alert costwarden does not know record nothing and get a message
+visible only to the clicking user.
 """
 
 
@@ -306,8 +308,7 @@ def decide_clicks(state: ServiceState, clicks: list[ApprovalClick], url: str | N
 
 
 def _record_all(state: ServiceState, decisions: list[InboundResponse]) -> list[Outcome]:
-    with state.store.transaction() as session:
-        return [record_decision(session, decision) for decision in decisions]
+    return [store_response(state.store, decision) for decision in decisions]
 
 
 def follow_up_allowed(url: str, api_url: str) -> bool:
@@ -332,6 +333,10 @@ def follow_up(decision: InboundResponse, outcome: Outcome) -> dict[str, Any]:
     """Return the follow-up message: shown to the channel when recorded, else to the user."""
     who = f"<@{decision.actor}>"
     alert = f"`{decision.alert_id}`"
+    if outcome.record is None:
+        text = (f"Alert {alert} is not an alert costwarden sent, or it was deleted; your "
+                f"{decision.action} was not recorded.")
+        return {"response_type": "ephemeral", "replace_original": False, "text": text}
     if outcome.status == "recorded":
         text = f"{who} {PAST[decision.action]} alert {alert}."
         until = outcome.record.snoozed_until
