@@ -32,6 +32,7 @@ code and the HTTP status it maps to, as the ``exit_code`` and ``http_status`` at
     ├── GovernanceError           policy or approvals do not allow a change    exit 8, HTTP 403
     │   ├── ActionNotAllowedError     the production guard refused the run
     │   └── ApprovalError             a forged, expired, reused or mismatched approval
+    │       └── ApprovalTokenReusedError  a token used a second time              HTTP 409
     ├── ActionError               an action failed while reading or changing  exit 9, HTTP 502
     │   ├── StaleStateError           the resource changed since the recommendation HTTP 409
     │   ├── KubernetesError           a Kubernetes API call failed, or a kubeconfig is invalid
@@ -386,6 +387,12 @@ class ActionNotAllowedError(GovernanceError):
 class ApprovalError(GovernanceError):
     """An approval that cannot count: forged, expired, already used, for another change, or by
     someone outside the approver groups."""
+
+
+class ApprovalTokenReusedError(ApprovalError):
+    """An approval token that was already used once; each token works once."""
+
+    http_status = 409
 
 
 class ActionError(CostwardenError):

@@ -20,7 +20,7 @@ from costwarden.errors import ApprovalError
 from costwarden.store import Store
 from costwarden.store.tables import ApprovalDecisionRecord, AuditEntryRecord
 
-SECRET = "decision-test-secret-91c2"
+SECRET = "decision-test-secret-91c2-5d8e0a7b4f"
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 
 

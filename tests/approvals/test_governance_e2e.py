@@ -35,7 +35,7 @@ from costwarden.store.tables import (
 
 POOL = "gpu-training"
 CLUSTER = "ml-training-eks"
-LINK_SECRET = "e2e-link-secret-5b7f"
+LINK_SECRET = "e2e-link-secret-5b7f-0c94d2a1e6b3f87"
 PUBLIC_URL = "https://costwarden.example.com"
 WAIT_SECONDS = 30.0
 

@@ -10,7 +10,8 @@ raised as ``ApprovalError``, and nothing runs.
 A reject closes the request. When the distinct approvers reach ``required_approvals``, the
 request's votes go to ``runner.run(mode="apply")``, where the production guard checks them
 again. A decision on a request that was already decided or executed changes nothing and
-returns a message saying so.
+returns a message saying so. The exception is a request that got its approvals while
+``actions.enabled`` was false: the next approve of it runs the action once actions are on.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from costwarden.approvals.tokens import ApprovalClaims
 from costwarden.audit import trail
 from costwarden.config import Settings
 from costwarden.domain.governance import ApprovalVote, PolicyDecision, Vote
-from costwarden.errors import ActionError, ApprovalError, GovernanceError
+from costwarden.errors import ApprovalError, ApprovalTokenReusedError, CostwardenError
 from costwarden.store import Store
 from costwarden.store.tables import ApprovalDecisionRecord, ApprovalRequestRecord
 
@@ -55,7 +56,10 @@ class DecisionOutcome:
 
     ``status``: ``recorded`` (more approvals needed), ``approved`` (approvals complete but
     actions are off), ``executed`` or ``failed`` (the run's result), ``rejected``, or
-    ``unchanged`` (the request was already decided, or this actor already voted).
+    ``unchanged`` (the request was already decided, or this actor already voted). ``error`` is
+    the exception that stopped a ``failed`` run: ``ActionNotAllowedError`` when the guard
+    refused it, ``StaleStateError`` when the resource changed since the request, another
+    error when the change itself failed.
     """
 
     status: OutcomeStatus
@@ -63,6 +67,7 @@ class DecisionOutcome:
     request_status: str
     message: str
     run_id: str | None = None
+    error: CostwardenError | None = None
 
 
 ContextFactory = Callable[[Settings, str], ActionContext]
@@ -105,7 +110,13 @@ def decide(
     token_key = token_use_key(claims, actor, per_actor=per_actor_token)
 
     with Session(store.engine, expire_on_commit=False) as session:
-        record = _load(session, tenant, request_id, claims)
+        try:
+            record = _load(session, tenant, request_id, claims)
+        except ApprovalError as exc:
+            session.rollback()
+            audit_token_refusal(store, tenant, actor=actor, channel=channel, reason=str(exc),
+                                now=now)
+            raise
         try:
             _check_change(record, vote, claims)
             if digest is not None and digest != record.params_digest:
@@ -115,6 +126,9 @@ def decide(
                 )
             unchanged = _unchanged(session, record, actor)
             if unchanged is not None:
+                if _waits_for_actions(session, settings, record):
+                    return execute(session, settings, record, now=now, actor=actor,
+                                   context_factory=context_factory)
                 return unchanged
             groups = _check_pending(session, settings, record, actor, now, claims, token_key)
             recorded = _record(
@@ -161,8 +175,13 @@ def _load(
 ) -> ApprovalRequestRecord:
     if claims is None:
         return find_request(session, tenant, request_id)
+    if request_id != claims.request_id:
+        raise ApprovalError(
+            f"the approval token is for request {claims.request_id}, not {request_id}; use the "
+            "buttons or links of the request's own message"
+        )
     record = session.get(ApprovalRequestRecord, claims.request_id)
-    if record is None or record.tenant != tenant or request_id != claims.request_id:
+    if record is None or record.tenant != tenant:
         raise ApprovalError(
             f"the approval token names request {claims.request_id}, which does not exist for "
             f"tenant {tenant!r}"
@@ -214,7 +233,7 @@ def _check_pending(
 ) -> list[str]:
     """Check a decision on a pending request; return the actor's approver groups."""
     if token_key is not None and _token_used(session, token_key):
-        raise ApprovalError("the approval token was already used; each token works once")
+        raise ApprovalTokenReusedError("the approval token was already used; each token works once")
     if _utc(record.expires_at) <= now:
         record.status = "expired"
         record.decided_at = now
@@ -273,6 +292,26 @@ def _unchanged(
                            run.id if run is not None else None)
 
 
+def decision_by(
+    session: Session, record: ApprovalRequestRecord, actor: str
+) -> ApprovalDecisionRecord | None:
+    """Return the decision ``actor`` made on ``record`` (names compared case-insensitively)."""
+    folded = actor.strip().casefold()
+    for item in decisions_of(session, record.id):
+        if item.actor.strip().casefold() == folded:
+            return item
+    return None
+
+
+def _waits_for_actions(
+    session: Session, settings: Settings, record: ApprovalRequestRecord
+) -> bool:
+    """Tell whether ``record`` got its approvals while actions were off and may run now."""
+    if record.status != "approved" or not settings.actions.enabled:
+        return False
+    return runner.find_by_key(session, f"{record.params_digest}:apply") is None
+
+
 def _already_voted(record: ApprovalRequestRecord) -> DecisionOutcome:
     return DecisionOutcome(
         "unchanged", record.id, record.status,
@@ -296,7 +335,11 @@ def _record(
     """Insert the decision row and its audit entry; return False when the actor already voted.
 
     A concurrent use of the same token fails on the unique token id and raises ApprovalError.
+    Actor names are compared case-insensitively, as the guard counts them; the unique
+    (request, actor) constraint also stops a concurrent second vote under the same spelling.
     """
+    if decision_by(session, record, actor) is not None:
+        return False
     decision = ApprovalDecisionRecord(
         id=str(uuid.uuid4()),
         request_id=record.id,
@@ -313,7 +356,7 @@ def _record(
             session.add(decision)
     except IntegrityError:
         if token_key is not None and _token_used(session, token_key):
-            raise ApprovalError(
+            raise ApprovalTokenReusedError(
                 "the approval token was already used; each token works once"
             ) from None
         return False
@@ -393,7 +436,7 @@ def execute(
     if not settings.actions.enabled:
         message = (
             f"{record.action} is approved, but actions.enabled is false, so nothing ran; it "
-            "runs after actions.enabled is set and the request is approved again"
+            "runs at the next approve of this request after actions.enabled is set to true"
         )
         return DecisionOutcome("approved", record.id, record.status, message)
 
@@ -405,12 +448,16 @@ def execute(
             session, request, stored_decision(record), votes,
             mode="apply", context=context, now=now, request_id=record.id, actor=actor,
         )
-    except (GovernanceError, ActionError) as exc:
+    except CostwardenError as exc:
+        # The runner recorded the refused or failed run. A Palette error is a SourceError
+        # rather than an ActionError, and must close the request all the same.
         session.rollback()
         record.status = "failed"
         session.commit()
+        logger.warning("approved %s of request %s did not run: %s", record.action, record.id, exc)
         return DecisionOutcome(
-            "failed", record.id, record.status, f"{record.action} did not run: {exc}"
+            "failed", record.id, record.status, f"{record.action} did not run: {exc}",
+            error=exc,
         )
     finally:
         context.close()

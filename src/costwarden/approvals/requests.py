@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,7 +33,13 @@ from costwarden.domain.governance import (
     SubjectKind,
 )
 from costwarden.errors import NotFoundError
-from costwarden.store.tables import ApprovalDecisionRecord, ApprovalRequestRecord, Cluster
+from costwarden.store.tables import (
+    ActionRunRecord,
+    ApprovalDecisionRecord,
+    ApprovalRequestRecord,
+    AuditEntryRecord,
+    Cluster,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -333,11 +340,90 @@ def list_requests(
     session: Session, tenant: str, *, status: str | None = None, limit: int = 50
 ) -> list[ApprovalRequestRecord]:
     """Return a tenant's requests, newest first, optionally only those in ``status``."""
-    query = select(ApprovalRequestRecord).where(ApprovalRequestRecord.tenant == tenant)
+    return page_requests(session, tenant, status=status, limit=limit).items
+
+
+@dataclass(frozen=True, slots=True)
+class RequestPage:
+    """One page of approval requests and the number of requests that match the filters."""
+
+    items: list[ApprovalRequestRecord]
+    total: int
+
+
+def page_requests(
+    session: Session,
+    tenant: str,
+    *,
+    status: str | None = None,
+    subject: str | None = None,
+    action: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> RequestPage:
+    """Return a page of a tenant's requests, newest first, with the total that match.
+
+    ``subject`` is a recommendation or alert id, or ``KIND:ID`` such as ``recommendation:ID``.
+    """
+    conditions = [ApprovalRequestRecord.tenant == tenant]
     if status is not None:
-        query = query.where(ApprovalRequestRecord.status == status)
-    query = query.order_by(ApprovalRequestRecord.created_at.desc(), ApprovalRequestRecord.id)
-    return list(session.scalars(query.limit(limit)))
+        conditions.append(ApprovalRequestRecord.status == status)
+    if action is not None:
+        conditions.append(ApprovalRequestRecord.action == action)
+    if subject is not None:
+        kind, separator, subject_id = subject.partition(":")
+        if separator and kind in ("recommendation", "alert"):
+            conditions.append(ApprovalRequestRecord.subject_kind == kind)
+            conditions.append(ApprovalRequestRecord.subject_id == subject_id)
+        else:
+            conditions.append(ApprovalRequestRecord.subject_id == subject)
+
+    total = session.scalar(
+        select(func.count()).select_from(ApprovalRequestRecord).where(*conditions)
+    )
+    items = session.scalars(
+        select(ApprovalRequestRecord)
+        .where(*conditions)
+        .order_by(ApprovalRequestRecord.created_at.desc(), ApprovalRequestRecord.id)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return RequestPage(list(items), int(total or 0))
+
+
+def runs_of(session: Session, record: ApprovalRequestRecord) -> list[ActionRunRecord]:
+    """Return the action runs started for ``record``, oldest first."""
+    return list(
+        session.scalars(
+            select(ActionRunRecord)
+            .where(ActionRunRecord.tenant == record.tenant, ActionRunRecord.request_id == record.id)
+            .order_by(ActionRunRecord.started_at, ActionRunRecord.id)
+        )
+    )
+
+
+def audit_entries_of(
+    session: Session, record: ApprovalRequestRecord, run_ids: Sequence[str] = ()
+) -> list[AuditEntryRecord]:
+    """Return the audit entries about ``record`` and its runs, oldest first.
+
+    Approval entries name the request in ``detail.request_id``, and action entries name their
+    run in ``detail.run_id``. Both use the subject ``KIND:ID`` of the recommendation or alert,
+    except a run resolved by hand, whose subject is ``run:ID``.
+    """
+    subjects = [f"{record.subject_kind}:{record.subject_id}", *(f"run:{run}" for run in run_ids)]
+    rows = session.scalars(
+        select(AuditEntryRecord)
+        .where(AuditEntryRecord.tenant == record.tenant, AuditEntryRecord.subject.in_(subjects))
+        .order_by(AuditEntryRecord.seq)
+    ).all()
+    runs = set(run_ids)
+    return [
+        entry
+        for entry in rows
+        if (entry.detail or {}).get("request_id") == record.id
+        or (entry.detail or {}).get("run_id") in runs
+    ]
 
 
 def decisions_of(session: Session, request_id: str) -> list[ApprovalDecisionRecord]:
@@ -398,18 +484,20 @@ def request_json(
         "evidence": record.evidence,
     }
     if decisions is not None:
-        data["decisions"] = [
-            {
-                "decision": item.decision,
-                "actor": item.actor,
-                "groups": item.groups,
-                "channel": item.channel,
-                "decided_at": item.decided_at.isoformat(),
-                "detail": item.detail,
-            }
-            for item in decisions
-        ]
+        data["decisions"] = [decision_json(item) for item in decisions]
     return data
+
+
+def decision_json(item: ApprovalDecisionRecord) -> dict[str, Any]:
+    """Return one decision on a request as plain JSON values."""
+    return {
+        "decision": item.decision,
+        "actor": item.actor,
+        "groups": item.groups,
+        "channel": item.channel,
+        "decided_at": item.decided_at.isoformat(),
+        "detail": item.detail,
+    }
 
 
 def _scope_text(scope: ActionScope) -> str:

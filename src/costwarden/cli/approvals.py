@@ -1,5 +1,9 @@
 """``costwarden approvals list|show|approve|reject``: decide approval requests from a shell.
 
+Exit codes: 0 when the decision was recorded or changed nothing (the message says which), 2 for
+an unknown or ambiguous request id, 8 when the decision was refused, and the code of the error
+when the approved action did not run (9 for an action error, 8 when the guard refused it).
+
 The actor is ``--as NAME`` or the operating system user, taken without further proof. Whoever
 can run this command against the database is therefore trusted like an approver: give shell
 access to the database only to operators who may approve.
@@ -16,6 +20,7 @@ import typer
 from rich import box
 from rich.markup import escape
 from rich.table import Table
+from sqlalchemy.orm import Session
 
 from costwarden.approvals import STATUSES, decide, find_request, list_requests, request_json
 from costwarden.approvals.decisions import DecisionOutcome
@@ -23,8 +28,9 @@ from costwarden.approvals.requests import decisions_of
 from costwarden.cli.common import print_json, state, stdout
 from costwarden.config import Settings
 from costwarden.domain.governance import Vote
-from costwarden.errors import ConfigError
+from costwarden.errors import ConfigError, NotFoundError
 from costwarden.store import Store
+from costwarden.store.tables import ApprovalRequestRecord
 
 approvals_app = typer.Typer(
     help="List approval requests and approve or reject them (trusted operators only).",
@@ -75,7 +81,7 @@ def show_command(ctx: typer.Context, request_id: RequestArgument, as_json: JsonO
     store = Store.open(settings.database_url)
     try:
         with store.transaction() as session:
-            record = find_request(session, settings.service.tenant, request_id)
+            record = _find(session, settings, request_id)
             item = request_json(record, decisions_of(session, record.id))
     finally:
         store.close()
@@ -127,8 +133,10 @@ def _decide(
         detail["reason"] = reason
     store = Store.open(settings.database_url)
     try:
+        with store.transaction() as session:
+            full_id = _find(session, settings, request_id).id
         outcome = decide(
-            store, settings, request_id=request_id, vote=vote, actor=name, channel="cli",
+            store, settings, request_id=full_id, vote=vote, actor=name, channel="cli",
             now=datetime.now(UTC), detail=detail,
         )
     finally:
@@ -136,7 +144,17 @@ def _decide(
     _print_outcome(outcome, as_json)
 
 
+def _find(session: Session, settings: Settings, request_id: str) -> ApprovalRequestRecord:
+    """Return the request, or exit 2 (a usage error) when the id matches none or several."""
+    try:
+        return find_request(session, settings.service.tenant, request_id)
+    except NotFoundError as exc:
+        raise typer.BadParameter(str(exc), param_hint="REQUEST_ID") from None
+
+
 def _print_outcome(outcome: DecisionOutcome, as_json: bool) -> None:
+    """Print the outcome. A run that failed exits with the exit code of its error: 9 for an
+    action error, 8 when the guard refused it."""
     if as_json:
         print_json({
             "status": outcome.status,
@@ -145,10 +163,10 @@ def _print_outcome(outcome: DecisionOutcome, as_json: bool) -> None:
             "message": outcome.message,
             "run_id": outcome.run_id,
         })
-        return
-    stdout.print(escape(outcome.message))
+    else:
+        stdout.print(escape(outcome.message))
     if outcome.status == "failed":
-        raise typer.Exit(9)
+        raise typer.Exit(outcome.error.exit_code if outcome.error is not None else 9)
 
 
 def _table(items: list[dict[str, Any]]) -> Table:

@@ -1,5 +1,5 @@
 """The REST API under ``/api/v1``: budgets, forecasts, alerts, anomalies, recommendations, runs,
-deliveries and the audit trail.
+deliveries, approval requests and the audit trail.
 
 Every route needs an API key or an OIDC bearer token (see ``service.auth``); reads need the read
 role and writes the admin role. Errors have the body ``{"error": {"code", "message", ...}}``.
@@ -12,6 +12,7 @@ from fastapi import APIRouter
 from costwarden.service.api import (
     alerts,
     anomalies,
+    approvals,
     audit,
     budgets,
     deliveries,
@@ -21,6 +22,8 @@ from costwarden.service.api import (
 )
 
 router = APIRouter(prefix="/api/v1")
-_MODULES = (budgets, forecasts, alerts, anomalies, recommendations, runs, deliveries, audit)
+_MODULES = (
+    budgets, forecasts, alerts, anomalies, recommendations, runs, deliveries, approvals, audit,
+)
 for _module in _MODULES:
     router.include_router(_module.router)

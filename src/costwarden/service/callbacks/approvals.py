@@ -122,12 +122,16 @@ def decide_link(state: ServiceState, token: str, actor: str, detail: Mapping[str
     actor = actor.strip()[:MAX_ACTOR]
     try:
         claims = verify_token(state, token, actor, "link")
+    except ApprovalError as exc:
+        return 401, "Invalid approval link", f"<p>{html.escape(str(exc))}</p>"
+    try:
         outcome = decide(
             state.store, state.settings, request_id=claims.request_id, vote=claims.decision,
             actor=actor, channel="link", claims=claims, detail=detail,
         )
     except ApprovalError as exc:
-        return 403, "Decision not accepted", f"<p>{html.escape(str(exc))}</p>"
+        # A reused token answers 409 like a repeated decision; other refusals are 403.
+        return exc.http_status, "Decision not accepted", f"<p>{html.escape(str(exc))}</p>"
     except NotFoundError as exc:
         return 404, "Approval request not found", f"<p>{html.escape(str(exc))}</p>"
     except SQLAlchemyError as exc:
