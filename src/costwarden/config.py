@@ -914,6 +914,31 @@ class ApprovalSettings(BaseModel):
         description="Approver groups by name; members are the identities channels report "
         "(email, Slack user id, Jira account id) or API key names.",
     )
+    people: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="People by name, each with the identities they use on the channels (Slack "
+        "user id, email, Jira account id, API key name); approvals from identities of one "
+        "person count once.",
+    )
+    links_count_for_production: bool = Field(
+        False,
+        description="Whether approvals from signed links (a bearer token and a typed name) count "
+        "toward the approvals a production scope needs.",
+    )
+
+    @model_validator(mode="after")
+    def _one_person_per_identity(self) -> ApprovalSettings:
+        owners: dict[str, str] = {}
+        for person, identities in self.people.items():
+            for identity in [person, *identities]:
+                folded = identity.strip().casefold()
+                owner = owners.setdefault(folded, person)
+                if owner != person:
+                    raise ValueError(
+                        f"approvals.people: identity {identity!r} is listed under both "
+                        f"{owner!r} and {person!r}; list each identity under one person"
+                    )
+        return self
 
 
 class AuditSettings(BaseModel):

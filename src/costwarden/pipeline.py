@@ -561,10 +561,10 @@ def _audit_policies(store: Store, settings: Settings, audit_tenant: str) -> None
     """
     if not settings.policy.paths:
         return
-    from costwarden.policy import load_policies
+    from costwarden.policy import load_configured_policies
 
     try:
-        policy_set = load_policies(settings.policy.paths, settings=settings.policy)
+        policy_set = load_configured_policies(settings)
     except PolicyFileError as exc:
         logger.error("policy change not audited, the policy files do not load: %s", exc)
         return

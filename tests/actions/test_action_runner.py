@@ -261,3 +261,22 @@ def test_concurrent_approvals_apply_once(
     assert len({record.id for record in results}) == 1
     assert len(writes(sim, "PUT")) == 1
     assert current_pool(sim, cluster.uid, pool.name).size == pool.min_size
+
+
+def test_duplicate_of_running_apply_returns_it(
+    sim: SimulatorServer, context: ActionContext, session: Session
+) -> None:
+    _, _, request = resize_request(sim)
+    decision = decision_for(request)
+    claimed_record, claimed = runner._claim(session, request, "apply", context, NOW, None)
+    assert claimed
+
+    duplicate = runner.run(
+        session, request, decision, [approval(request)], mode="apply", context=context, now=NOW
+    )
+
+    assert duplicate.id == claimed_record.id
+    assert duplicate.status == "running"
+    assert runner.in_progress(duplicate)
+    assert writes(sim, "PUT") == []
+    assert audit_entries(session, context.tenant) == []

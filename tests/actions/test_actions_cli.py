@@ -113,3 +113,27 @@ def test_invalid_options(tmp_path: Path, sim: SimulatorServer) -> None:
     assert unknown[0] == 2
     assert "known actions" in unknown[2]
     assert "not found" in missing[2]
+
+
+def test_dry_run_rejects_invalid_params(tmp_path: Path, sim: SimulatorServer) -> None:
+    config = write_config(tmp_path, sim)
+    pool_args = ("--cluster", "x", "--pool", "worker-pool", "--expect", "size=1")
+
+    negative = invoke(config, "dry-run", "palette.resize_pool", *pool_args, "--param", "size=-1")
+    misspelt = invoke(config, "dry-run", "palette.resize_pool", *pool_args, "--param", "sise=2")
+    literal = invoke(
+        config, "dry-run", "palette.set_capacity_type", *pool_args, "--param", "capacity_type=SPOT"
+    )
+    code, out, _ = invoke(config, "runs", "--json")
+
+    assert negative[0] == 2
+    assert "--param size=-1 is invalid: Input should be greater than or equal to 0" in negative[2]
+    assert "size (required): Node count of the pool." in negative[2]
+    assert misspelt[0] == 2
+    assert "palette.resize_pool has no parameter sise" in misspelt[2]
+    assert "--param size is missing" in misspelt[2]
+    assert literal[0] == 2
+    assert "--param capacity_type=SPOT is invalid" in literal[2]
+    assert "'on-demand' or 'spot'" in literal[2]
+    assert code == 0
+    assert json.loads(out) == []

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 from action_helpers import action_settings, current_pool, pick_pool, pool_request, writes
 from pydantic import ValidationError
 
 from costwarden.actions.context import ActionContext
-from costwarden.actions.palette import ResizePool, SetCapacityType, SetInstanceType, TagCluster
+from costwarden.actions.palette import (
+    ResizePool,
+    SetCapacityType,
+    SetInstanceType,
+    TagCluster,
+    expected_state,
+)
 from costwarden.domain.governance import ActionRequest, ActionScope
 from costwarden.errors import (
     ActionError,
@@ -296,3 +303,69 @@ def test_rate_limit_is_retried(sim: SimulatorServer, tmp_path: Path) -> None:
 
     assert current_pool(sim, cluster.uid, pool.name).size == pool.min_size
     assert sim.state.stats.faults > 0
+
+
+def change_pool_in_palette(
+    sim: SimulatorServer, cluster_uid: str, pool_name: str, *, size: int, instance_type: str
+) -> None:
+    """Change a pool behind costwarden's back, as someone using the Palette console would."""
+    cluster = sim.state.fleet.cluster(cluster_uid)
+    assert cluster is not None
+    pool = current_pool(sim, cluster_uid, pool_name)
+    path = (f"/v1/cloudconfigs/{cluster.cloud_type}/{cluster.cloud_config_uid}"
+            f"/machinePools/{pool_name}")
+    body = {
+        "cloudConfig": {"instanceType": instance_type, "capacityType": pool.capacity_type},
+        "poolConfig": {"name": pool_name, "labels": ["worker"], "size": size,
+                       "minSize": min(pool.min_size, size), "maxSize": max(pool.max_size, size),
+                       "isControlPlane": pool.is_control_plane},
+    }
+    response = httpx.put(f"{sim.url}{path}", json=body, headers={"ApiKey": sim.api_key})
+    assert response.status_code == 204, response.text
+
+
+def test_pinned_pool_state_catches_other_fields(
+    sim: SimulatorServer, context: ActionContext
+) -> None:
+    """A spot change pinned to the whole pool state refuses after the size and instance type
+    changed, naming both fields, although its own field is unchanged."""
+    cluster, pool = pick_pool(sim, provider="aws")
+    probe = pool_request(cluster, pool, "palette.set_capacity_type", {"capacity_type": "spot"}, {})
+    before = SetCapacityType().dry_run(probe, context).before
+    pinned = expected_state("palette.set_capacity_type", before)
+    assert pinned is not None
+    assert set(pinned) == {"size", "min_size", "max_size", "instance_type", "capacity_type"}
+    request = pool_request(cluster, pool, "palette.set_capacity_type", {"capacity_type": "spot"},
+                           pinned)
+    other_type = "m5.4xlarge" if pool.instance_type != "m5.4xlarge" else "m5.2xlarge"
+    change_pool_in_palette(sim, cluster.uid, pool.name, size=pool.size + 2,
+                           instance_type=other_type)
+
+    with pytest.raises(StaleStateError) as caught:
+        SetCapacityType().apply(request, context)
+
+    message = str(caught.value)
+    assert f"size is {pool.size + 2}" in message
+    assert f"instance_type is {other_type!r}" in message
+    assert current_pool(sim, cluster.uid, pool.name).capacity_type == pool.capacity_type
+    assert writes(sim, "PUT") == [writes(sim, "PUT")[0]]
+
+
+def test_pinned_cluster_labels_catch_new_label(
+    sim: SimulatorServer, context: ActionContext
+) -> None:
+    cluster = sim.state.fleet.clusters[0]
+    probe = cluster_request(cluster.uid, {"costwarden.io/idle": None}, {})
+    pinned = expected_state("palette.tag_cluster", TagCluster().dry_run(probe, context).before)
+    assert pinned == {"cluster_labels": dict(cluster.labels)}
+    request = cluster_request(cluster.uid, {"costwarden.io/idle": None}, pinned)
+    relabelled = {**cluster.labels, "costwarden-test/owner": "finance"}
+    response = httpx.patch(
+        f"{sim.url}/v1/spectroclusters/{cluster.uid}/metadata",
+        json={"metadata": {"labels": relabelled}}, headers={"ApiKey": sim.api_key},
+    )
+    assert response.status_code == 204
+
+    with pytest.raises(StaleStateError, match="costwarden-test/owner is 'finance'"):
+        TagCluster().apply(request, context)
+    assert sim.state.fleet.cluster(cluster.uid).labels == relabelled  # type: ignore[union-attr]

@@ -8,6 +8,7 @@ exactly as a pass leaves them.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -95,10 +96,31 @@ def pool_size(sim: SimulatorServer, cluster_name: str, pool_name: str) -> int:
     return find_pool(sim, cluster_name, pool_name).size
 
 
+def relabel_in_palette(sim: SimulatorServer, cluster_name: str, labels: dict[str, str]) -> None:
+    """Replace a cluster's Palette labels, as someone using the Palette console would."""
+    cluster = next(item for item in sim.state.fleet.clusters if item.name == cluster_name)
+    response = httpx.patch(
+        f"{sim.url}/v1/spectroclusters/{cluster.uid}/metadata",
+        json={"metadata": {"labels": labels}}, headers={"ApiKey": sim.api_key},
+    )
+    assert response.status_code == 204, response.text
+
+
 def seed_cluster(
     store: Store, sim: SimulatorServer, cluster_name: str, labels: dict[str, str]
 ) -> None:
-    """Store the simulator's cluster with ``labels``, as an ingest would."""
+    """Give the simulator's cluster ``labels`` and store it, as an ingest would.
+
+    The labels are set in the simulator's state directly, so ``sim.state.writes`` lists only
+    the writes a test makes.
+    """
+    state = sim.state
+    with state.write_lock:
+        current = next(item for item in state.fleet.clusters if item.name == cluster_name)
+        relabelled = dataclasses.replace(current, labels=dict(labels))
+        state.fleet = dataclasses.replace(state.fleet, clusters=tuple(
+            relabelled if item.uid == current.uid else item for item in state.fleet.clusters
+        ))
     cluster = next(item for item in sim.state.fleet.clusters if item.name == cluster_name)
     project = ProjectInfo(cluster.project.uid, cluster.project.name)
     info = ClusterInfo(

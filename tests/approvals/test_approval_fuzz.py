@@ -5,6 +5,12 @@ forged, expired, reused and mismatched tokens, by members and non-members of the
 group, on production and non-production scopes. The simulator's write log must show a PUT
 exactly when a model of the rules predicts that the approvals were complete, and never unless the
 decisions stored for the request hold enough distinct approvals from the group.
+
+The request is opened with the decision fields of each example (``marked``, ``required``), while
+the policy file and the cluster's labels decide the current decision. When the two differ, the
+completed request is superseded before the run instead of running. Signed-link votes count on
+production in this world (``approvals.links_count_for_production``), because the examples fuzz
+the tokens; test_approval_recheck.py covers the default.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from approval_helpers import LINK_SECRET, find_pool, simulator_settings
+import yaml
+from approval_helpers import LINK_SECRET, find_pool, seed_cluster, simulator_settings
 from hypothesis import event, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -59,6 +66,7 @@ class World:
     store: Store
     settings: Settings
     fleet: object
+    policy_file: Path
 
     def reset(self) -> None:
         """Restore the simulator's fleet and write log and empty the governance tables."""
@@ -73,21 +81,34 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    path: Path = tmp_path_factory.mktemp("fuzz") / "fuzz.db"
+    folder = tmp_path_factory.mktemp("fuzz")
+    path = folder / "fuzz.db"
+    policy_file = folder / "policies.yaml"
     with SimulatorServer(simulator_settings()) as sim:
         settings = Settings(
             database_url=f"sqlite:///{path}",
             palette={"url": sim.url, "api_key": sim.api_key, "max_retries": 0,
                      "backoff_base_seconds": 0, "backoff_max_seconds": 0},
-            policy={"mode": "approve", "production_min_approvals": PRODUCTION_MIN_APPROVALS},
-            approvals={"ttl_hours": TTL_HOURS, "groups": {"sre": list(GROUP)}},
+            policy={"mode": "approve", "production_min_approvals": PRODUCTION_MIN_APPROVALS,
+                    "paths": [policy_file]},
+            approvals={"ttl_hours": TTL_HOURS, "groups": {"sre": list(GROUP)},
+                       "links_count_for_production": True},
             notify={"link_secret": LINK_SECRET, "public_url": "https://costwarden.example.com"},
         )
         store = Store.open(settings.database_url)
         try:
-            yield World(sim, store, settings, sim.state.fleet)
+            yield World(sim, store, settings, sim.state.fleet, policy_file)
         finally:
             store.close()
+
+
+def write_policy(path: Path, *, marked: bool, required: int) -> None:
+    """Write the policy that decides the examples' requests now."""
+    action = {"action": "palette.resize_pool", "mode": "approve", "approvers": ["sre"],
+              "min_approvals": required}
+    policy = {"name": "fuzz", "selector": {"kinds": ["machine_pool"]}, "actions": [action],
+              "production": marked}
+    path.write_text(yaml.safe_dump({"policies": [policy]}), encoding="utf-8")
 
 
 def pool_request(sim: SimulatorServer, pool_name: str, production: bool) -> ActionRequest:
@@ -118,6 +139,8 @@ class Model:
 
     required: int
     guard_required: int
+    current: bool = True
+    """Whether the request's decision fields equal the decision under the current policies."""
     state: str = "pending"
     approvers: set[str] = field(default_factory=set)
     voters: set[str] = field(default_factory=set)
@@ -142,7 +165,9 @@ class Model:
         self.approvers.add(actor)
         if len(self.approvers) < self.required:
             return
-        if len(self.approvers) >= self.guard_required:
+        if not self.current:
+            self.state = "superseded"
+        elif len(self.approvers) >= self.guard_required:
             self.state = "executed"
             self.puts += 1
         else:
@@ -164,13 +189,17 @@ def test_no_put_without_required_approvals(
 ) -> None:
     world.reset()
     sim, store, settings = world.sim, world.store, world.settings
+    current_required = max(required, PRODUCTION_MIN_APPROVALS) if labelled or marked else required
+    write_policy(world.policy_file, marked=marked, required=required)
+    seed_cluster(store, sim, CLUSTER, {"env": "production" if labelled else "dev"})
     request = pool_request(sim, POOL, labelled)
     other = pool_request(sim, OTHER_POOL, labelled)
     request_id = open_pending(store, request, marked=marked, required=required)
     other_id = open_pending(store, other, marked=marked, required=required)
     production = labelled or marked
     guard_required = max(required, PRODUCTION_MIN_APPROVALS) if production else required
-    model = Model(required=required, guard_required=guard_required)
+    current = marked == production and required == current_required
+    model = Model(required=required, guard_required=guard_required, current=current)
 
     signer = ApprovalTokenSigner(LINK_SECRET)
     forger = ApprovalTokenSigner("a-different-secret-of-40-characters-0000")

@@ -26,12 +26,14 @@ from approval_helpers import (
     simulator_settings,
     write_policy,
 )
+from sqlalchemy import select
 
-from costwarden.approvals import STATUSES
+from costwarden.approvals import STATUSES, govern_recommendations
 from costwarden.config import Settings
 from costwarden.service.api.approvals import ApprovalStatus
 from costwarden.simulator import SimulatorServer
 from costwarden.store import Store
+from costwarden.store.tables import ApprovalRequestRecord
 
 CLUSTER = "ml-training-eks"
 POOL = "gpu-training"
@@ -89,8 +91,12 @@ def test_list_filters_and_detail(
     seed_cluster(store, sim, CLUSTER, DEV)
     gpu = pool_recommendation(sim, CLUSTER, POOL, 4)
     worker = pool_recommendation(sim, CLUSTER, OTHER_POOL, 2)
-    gpu_id, _ = open_request(store, settings, gpu)
-    worker_id, _ = open_request(store, settings, worker)
+    report = govern_recommendations(store, settings, [gpu, worker], run_id="run-test",
+                                    tenant=settings.service.tenant, now=datetime.now(UTC))
+    assert report.opened == 2
+    with store.transaction() as session:
+        ids = {row.subject_id: row.id for row in session.scalars(select(ApprovalRequestRecord))}
+    gpu_id, worker_id = ids[gpu["id"]], ids[worker["id"]]
 
     with running_service(settings, store) as url, client(url, "viewer") as http:
         everything = http.get("/approvals")
@@ -266,9 +272,11 @@ def test_stale_pool_answers_409(sqlite_url: str, sim: SimulatorServer, tmp_path:
     assert len(puts(sim)) == 1
 
 
-def test_guard_refusal_answers_403(sqlite_url: str, sim: SimulatorServer, tmp_path: Path) -> None:
+def test_stricter_settings_answer_409(sqlite_url: str, sim: SimulatorServer, tmp_path: Path
+                                      ) -> None:
     """A request opened when production needed one approval does not run after the setting
-    rose to two: the guard applies the current settings."""
+    rose to two: the decision is made again under the current settings, and the request is
+    superseded."""
     opened_under = make_settings(sqlite_url, sim, tmp_path)
     served_with = make_settings(sqlite_url, sim, tmp_path, policy={"production_min_approvals": 2})
     store = Store.open(sqlite_url)
@@ -281,10 +289,10 @@ def test_guard_refusal_answers_403(sqlite_url: str, sim: SimulatorServer, tmp_pa
     finally:
         store.close()
 
-    assert response.status_code == 403, response.text
-    assert response.json()["error"]["code"] == "action_not_allowed"
-    assert "needs 2 approval(s)" in response.json()["error"]["message"]
-    assert response.json()["request"]["status"] == "failed"
+    assert response.status_code == 409, response.text
+    assert response.json()["error"]["code"] == "request_superseded"
+    assert "now require 2 approval(s), not 1" in response.json()["error"]["message"]
+    assert response.json()["request"]["status"] == "superseded"
     assert sim.state.writes == []
 
 

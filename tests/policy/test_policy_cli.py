@@ -168,3 +168,43 @@ def test_explain_rejects_unknown_fact_variable(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert "unknown variable 'pools'" in result.stderr
+
+
+def _group_files(tmp_path: Path) -> tuple[Path, Path]:
+    policies = tmp_path / "groups.yaml"
+    policies.write_text(
+        "policies:\n  - name: a\n    actions:\n"
+        "      - {action: ticket, mode: approve, approvers: [nosuchgroup]}\n",
+        encoding="utf-8",
+    )
+    config = tmp_path / "costwarden.yaml"
+    settings = {
+        "database_url": f"sqlite:///{tmp_path / 'groups.db'}",
+        "approvals": {"groups": {"finops": ["alice@example.com"]}},
+        "policy": {"paths": [str(policies)]},
+    }
+    config.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    return policies, config
+
+
+def test_validate_checks_approver_groups_with_config(tmp_path: Path) -> None:
+    policies, config = _group_files(tmp_path)
+
+    without = _invoke("policy", "validate", str(policies))
+    checked = _invoke("policy", "validate", "--config", str(config), "--json", str(policies))
+    problem = json.loads(checked.stdout)["files"][0]["problems"][0]
+
+    assert without.exit_code == 0
+    assert checked.exit_code == 2
+    assert problem["field"] == "actions.0.approvers.0"
+    assert "'nosuchgroup' is not defined in approvals.groups" in problem["message"]
+    assert "(defined: finops)" in problem["message"]
+
+
+def test_config_check_rejects_unknown_approver_group(tmp_path: Path) -> None:
+    _, config = _group_files(tmp_path)
+
+    result = _costwarden("config", "check", "--config", str(config))
+
+    assert result.returncode == 2
+    assert "approver group 'nosuchgroup' is not defined" in result.stderr

@@ -10,8 +10,10 @@ import pytest
 from policy_helpers import NOW, REGISTRY, pool_request
 
 from costwarden.config import PolicySettings
+from costwarden.policy.cel import ConditionEvalError, compile_condition
 from costwarden.policy.engine import PolicySet
 from costwarden.policy.loader import PolicyFile, check_text
+from costwarden.policy.variables import build_activation
 
 
 def _policy_set(text: str, **settings: object) -> PolicySet:
@@ -184,3 +186,11 @@ def test_failing_condition_counts_as_false_and_logs_once(
     assert any("no such member in mapping: 'gpu'" in r for r in first.reasons)
     logged = [r for r in caplog.records if "idle-gpu" in r.getMessage()]
     assert len(logged) == 1
+
+
+def test_unparsable_timestamp_fact_names_cause() -> None:
+    condition = compile_condition("timestamp(cluster.name) < now")
+
+    with pytest.raises(ConditionEvalError, match=r"Unable to parse string \[garbage\]") as caught:
+        condition.evaluate(build_activation({"cluster": {"name": "garbage"}}, NOW))
+    assert "overflow" not in str(caught.value)

@@ -207,6 +207,13 @@ def test_label_selector_that_does_not_parse() -> None:
         ("gpu > 0", "unknown variable 'gpu'"),
         ("frob(pool.gpu)", "unknown function frob()"),
         ("pool.gpu > 0.5", "pool.gpu is an int and 0.5 is a double"),
+        ("pool.gpu > 0.5", "convert the field with double(pool.gpu)"),
+        ("pool.gpu > 1.0", "write the literal as the integer 1"),
+        ("cluster.cost_per_month > 100", "write the literal as 100.0"),
+        ("pool.size + 1", "the condition returns int, not bool"),
+        ("pool.name", "the condition returns string, not bool"),
+        ("timestamp(\"garbage\") < now", "Unable to parse string [garbage]"),
+        ("duration(\"soon\") > duration(\"1h\")", "duration('24h')"),
     ],
 )
 def test_condition_problems(condition: str, expected: str) -> None:
@@ -308,3 +315,74 @@ def test_default_registry_holds_builtin_actions(tmp_path: Path) -> None:
     policies = load_policies([path])
 
     assert policies.policies[0].rule("palette.resize_pool") is not None
+
+
+def test_semantic_checks_run_despite_schema_errors() -> None:
+    text = """\
+policies:
+  - name: Bad Name
+    selector: {labels: 'env in ()'}
+    condition: "pool.gpux > 0"
+    actions:
+      - {action: palette.frob, mode: approve}
+      - {action: palette.set_capacity_type, mode: auto}
+      - {action: ticket, mode: sometimes}
+"""
+    messages = _messages(text)
+
+    assert any("field name: invalid policy name" in m for m in messages)
+    assert any("field actions.2.mode" in m and "'sometimes'" in m for m in messages)
+    assert any("field selector.labels" in m and "empty value set" in m for m in messages)
+    assert any("field condition: unknown field pool.gpux" in m for m in messages)
+    assert any("field actions.0.action: unknown action 'palette.frob'" in m for m in messages)
+    assert any("field actions.1.mode: auto is allowed only" in m for m in messages)
+    assert len(messages) == 6
+
+
+def test_schema_error_of_a_field_is_not_repeated() -> None:
+    text = """\
+policies:
+  - name: Bad Name
+    actions:
+      - {action: palette.set_capacity_type, mode: [auto]}
+"""
+    messages = _messages(text)
+
+    assert len(messages) == 2
+    assert not any("auto is allowed only" in m for m in messages)
+
+
+GROUPS_TEXT = """\
+policies:
+  - name: a
+    actions:
+      - {action: palette.resize_pool, mode: approve, approvers: [finops, nosuchgroup]}
+"""
+
+
+def test_unknown_approver_group_with_settings() -> None:
+    report = check_text(GROUPS_TEXT, "p.yaml", registry=REGISTRY, approver_groups=["finops"])
+    messages = [str(problem) for problem in report.problems]
+
+    assert len(messages) == 1
+    assert "line 4, policy 'a', field actions.0.approvers.1" in messages[0]
+    assert "approver group 'nosuchgroup' is not defined in approvals.groups" in messages[0]
+    assert "(defined: finops)" in messages[0]
+    assert report.problems[0].value == "nosuchgroup"
+
+
+def test_approver_groups_unchecked_without_settings() -> None:
+    unchecked = check_text(GROUPS_TEXT, "p.yaml", registry=REGISTRY)
+    defined = check_text(
+        GROUPS_TEXT, "p.yaml", registry=REGISTRY, approver_groups=["finops", "nosuchgroup"]
+    )
+
+    assert unchecked.ok
+    assert defined.ok
+
+
+def test_load_policies_rejects_unknown_group(tmp_path: Path) -> None:
+    path = _write(tmp_path, "groups.yaml", GROUPS_TEXT)
+
+    with pytest.raises(PolicyFileError, match="'nosuchgroup' is not defined"):
+        load_policies([path], registry=REGISTRY, approver_groups=[])

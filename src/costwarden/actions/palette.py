@@ -8,9 +8,11 @@ label map with ``PATCH /v1/spectroclusters/{uid}/metadata``. Palette stores tags
 a tag without a value as the label value ``spectro__tag``.
 
 Each action compares the state it reads with ``ActionRequest.expected`` and raises
-``StaleStateError`` on the first difference. Apply and rollback require ``expected`` to contain
-every field they change; a dry run checks only the fields that are present. Rollback checks
-that the resource is still as apply left it before it restores the state read before apply.
+``StaleStateError`` naming every field that differs. Apply and rollback require ``expected`` to
+contain every field they change; a dry run checks only the fields that are present. An approval
+request pins the whole state its dry run read (``expected_state``), so a change to any pool
+field or cluster label since the approval stops the apply. Rollback checks that the resource is
+still as apply left it before it restores the state read before apply.
 """
 
 from __future__ import annotations
@@ -181,13 +183,33 @@ def check_expected(
             "cannot check that the resource is unchanged since the recommendation; record the "
             "state the recommendation was computed from in ActionRequest.expected"
         )
-    for name, value in expected.items():
-        if actual[name] != value:
-            raise StaleStateError(
-                f"{what}: {name} is {actual[name]!r} but the recommendation expected "
-                f"{value!r}; the resource changed since, so nothing was changed. Review the "
-                "resource and make a new recommendation"
-            )
+    differences = [
+        f"{name} is {actual[name]!r} but the recommendation expected {value!r}"
+        for name, value in expected.items()
+        if actual[name] != value
+    ]
+    if differences:
+        raise StaleStateError(
+            f"{what}: {'; '.join(differences)}. The resource changed since, so nothing was "
+            "changed. Review the resource and make a new recommendation"
+        )
+
+
+POOL_ACTIONS = ("palette.resize_pool", "palette.set_instance_type", "palette.set_capacity_type")
+
+
+def expected_state(action: str, before: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Return the expected state that pins every field a dry run of ``action`` read.
+
+    ``before`` is the dry run's ``ActionOutcome.before``: for a pool action the size, limits,
+    instance type and capacity type, and for ``palette.tag_cluster`` the cluster's whole
+    label map (as ``cluster_labels``). Returns None for actions of other modules.
+    """
+    if action in POOL_ACTIONS:
+        return {name: before[name] for name in POOL_FIELDS if name in before}
+    if action == "palette.tag_cluster" and isinstance(before.get("labels"), Mapping):
+        return {"cluster_labels": dict(before["labels"])}
+    return None
 
 
 def _require_scope(request: ActionRequest, kinds: tuple[str, ...], *, pool: bool) -> str:
@@ -481,7 +503,7 @@ class TagCluster(Action):
             key: KEY_ONLY_TAG if value is None else value for key, value in params.tags.items()
         }
         current = {key: labels.get(key) for key in requested}
-        self._check(request, current, required=write)
+        self._check(request, current, labels, required=write)
 
         after = {**labels, **requested}
         changed = after != labels
@@ -502,25 +524,45 @@ class TagCluster(Action):
         )
 
     def _check(
-        self, request: ActionRequest, current: Mapping[str, str | None], *, required: bool
+        self,
+        request: ActionRequest,
+        current: Mapping[str, str | None],
+        labels: Mapping[str, str],
+        *,
+        required: bool,
     ) -> None:
+        """Compare the cluster's labels with ``expected``.
+
+        ``labels`` maps each tag being set to its expected value (null: absent);
+        ``cluster_labels`` is the whole label map the approval saw, so any label added,
+        removed or changed since counts as stale.
+        """
         expected = dict(request.expected)
-        unknown = sorted(set(expected) - {"labels"})
+        unknown = sorted(set(expected) - {"labels", "cluster_labels"})
         if unknown:
             raise ActionError(
                 f"{request.action}: expected state has unknown fields {unknown}; use labels: "
-                "{key: value or null} for the tags being set"
+                "{key: value or null} for the tags being set, or cluster_labels: the cluster's "
+                "whole label map"
             )
-        if "labels" not in expected:
+        if "labels" not in expected and "cluster_labels" not in expected:
             if required:
                 raise ActionError(
                     f"{request.action}: the request's expected state lacks labels, so the action "
                     "cannot check that the tags are unchanged since the recommendation"
                 )
             return
-        requested = {key: expected["labels"].get(key) for key in current}
-        if requested != dict(current):
-            _raise_label_drift(request, requested, dict(current))
+        if "labels" in expected:
+            requested = {key: expected["labels"].get(key) for key in current}
+            if requested != dict(current):
+                _raise_label_drift(request, requested, dict(current))
+        if "cluster_labels" in expected:
+            whole: dict[str, str | None] = dict(expected["cluster_labels"])
+            keys = set(whole) | set(labels)
+            seen = {key: labels.get(key) for key in keys}
+            wanted = {key: whole.get(key) for key in keys}
+            if seen != wanted:
+                _raise_label_drift(request, wanted, seen)
 
 
 def _labels(context: ActionContext, cluster_uid: str) -> dict[str, str]:

@@ -81,6 +81,11 @@ def run(
     that is not inside ``session.begin()``. ``actor`` is who triggered the run, for the audit
     entry. Raises ``ActionNotAllowedError`` when the guard refuses, and re-raises the action's
     error after recording a failed run. A dry run needs no authorisation.
+
+    When the apply or rollback of ``request`` is already recorded, nothing runs and the recorded
+    run comes back: ``succeeded``, or ``running`` while another caller is applying the same
+    change right now (or a crash left the row). A ``running`` result is not a failure, so callers
+    report it as in progress (see ``in_progress``) and leave the approval request open.
     """
     if mode not in RUN_MODES:
         raise ValueError(f"run mode {mode!r} is invalid; use one of {', '.join(RUN_MODES)}")
@@ -92,11 +97,12 @@ def run(
     existing = find_by_key(session, run_key(request, mode))
     if existing is not None:
         logger.info(
-            "%s of %s already recorded as run %s (%s); not running it again",
+            "%s of %s already recorded as run %s (%s, started %s); not running it again",
             mode,
             request.action,
             existing.id,
             existing.status,
+            existing.started_at,
         )
         return existing
 
@@ -123,6 +129,14 @@ def run(
         raise
     _finish(session, record, request, mode, outcome, context, actor)
     return record
+
+
+def in_progress(record: ActionRunRecord) -> bool:
+    """Tell whether ``run`` returned another caller's apply or rollback that has not finished.
+
+    A crash also leaves a row ``running``; ``costwarden actions resolve`` closes such rows.
+    """
+    return record.status == "running"
 
 
 def _dry_run(
@@ -183,7 +197,7 @@ def _authorize(
         votes,
         now=now,
         approval_ttl=timedelta(hours=settings.approvals.ttl_hours),
-        rules=GuardRules.from_settings(settings.policy),
+        rules=GuardRules.from_settings(settings.policy, settings.approvals),
     )
 
 
@@ -478,6 +492,7 @@ __all__ = [
     "RunMode",
     "find_by_key",
     "find_run",
+    "in_progress",
     "list_runs",
     "resolve_stuck",
     "run",

@@ -7,11 +7,17 @@ digest. Then it checks that the token is unused, that the request is pending and
 and that the actor belongs to an approver group of the request. Each refusal is audited and
 raised as ``ApprovalError``, and nothing runs.
 
-A reject closes the request. When the distinct approvers reach ``required_approvals``, the
-request's votes go to ``runner.run(mode="apply")``, where the production guard checks them
-again. A decision on a request that was already decided or executed changes nothing and
-returns a message saying so. The exception is a request that got its approvals while
-``actions.enabled`` was false: the next approve of it runs the action once actions are on.
+A reject closes the request. When the distinct people who approved reach
+``required_approvals`` (identities joined by ``approvals.people``; signed-link votes do not count
+on production unless ``approvals.links_count_for_production``), ``execute`` checks the request
+once more before the run: its decision fields must equal those of its audited ``requested`` or
+``reopened`` entry, and its labels and decision must still be valid under the current labels and
+policies (``recheck``); a request that no longer holds is superseded and nothing runs. Then the
+votes go to ``runner.run(mode="apply")``, where the production guard checks them again.
+
+A decision on a request that was already decided or executed changes nothing and returns a
+message saying so. The exception is a request that got its approvals while ``actions.enabled``
+was false: the next approve of it runs the action once actions are on.
 """
 
 from __future__ import annotations
@@ -19,9 +25,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import select
@@ -30,22 +37,34 @@ from sqlalchemy.orm import Session
 
 from costwarden.actions import runner
 from costwarden.actions.context import ActionContext
+from costwarden.approvals.recheck import LIVE, STORED, live_labels, recheck, stored_labels
 from costwarden.approvals.requests import (
     decisions_of,
     find_request,
+    recorded_decision,
     stored_action_request,
+    supersede_request,
 )
 from costwarden.approvals.tokens import ApprovalClaims
 from costwarden.audit import trail
 from costwarden.config import Settings
 from costwarden.domain.governance import ApprovalVote, PolicyDecision, Vote
-from costwarden.errors import ApprovalError, ApprovalTokenReusedError, CostwardenError
+from costwarden.errors import (
+    ActionNotAllowedError,
+    ApprovalError,
+    ApprovalTokenReusedError,
+    CostwardenError,
+)
+from costwarden.policy import load_configured_policies
+from costwarden.policy.guard import GuardRules, authorize, count_approvals, person_index
 from costwarden.store import Store
-from costwarden.store.tables import ApprovalDecisionRecord, ApprovalRequestRecord
+from costwarden.store.tables import ActionRunRecord, ApprovalDecisionRecord, ApprovalRequestRecord
 
 logger = logging.getLogger(__name__)
 
-OutcomeStatus = Literal["recorded", "executed", "failed", "rejected", "approved", "unchanged"]
+OutcomeStatus = Literal[
+    "recorded", "executed", "failed", "rejected", "approved", "unchanged", "superseded"
+]
 
 PAST: dict[str, str] = {"approve": "approved", "reject": "rejected"}
 
@@ -55,11 +74,13 @@ class DecisionOutcome:
     """The result of one decision.
 
     ``status``: ``recorded`` (more approvals needed), ``approved`` (approvals complete but
-    actions are off), ``executed`` or ``failed`` (the run's result), ``rejected``, or
-    ``unchanged`` (the request was already decided, or this actor already voted). ``error`` is
-    the exception that stopped a ``failed`` run: ``ActionNotAllowedError`` when the guard
-    refused it, ``StaleStateError`` when the resource changed since the request, another
-    error when the change itself failed.
+    actions are off), ``executed`` or ``failed`` (the run's result), ``rejected``,
+    ``superseded`` (the labels or the policy decision changed since the request was opened, so
+    nothing ran), or ``unchanged`` (the request was already decided, or this actor already
+    voted). ``error`` is the exception that stopped a ``failed`` or ``superseded`` run:
+    ``ActionNotAllowedError`` when the guard refused it, ``StaleStateError`` when the resource
+    changed since the request, ``SourceError`` when Palette could not be read, another error
+    when the change itself failed.
     """
 
     status: OutcomeStatus
@@ -154,13 +175,15 @@ def decide(
                 f"{actor} rejected {record.action}; the request is closed and nothing runs",
             )
 
-        approvers = _approvers(session, record)
+        approvers, ignored = _approvers(session, settings, record, now)
         if len(approvers) < record.required_approvals:
             session.commit()
+            not_counted = ", ".join(f"{n} {why}" for why, n in sorted(ignored.items()))
             return DecisionOutcome(
                 "recorded", record.id, record.status,
                 f"{actor} approved {record.action}: {len(approvers)} of "
-                f"{record.required_approvals} approvals from different people",
+                f"{record.required_approvals} approvals from different people"
+                + (f" (not counted: {not_counted})" if not_counted else ""),
             )
 
         record.status = "approved"
@@ -232,7 +255,7 @@ def _check_pending(
     token_key: str | None,
 ) -> list[str]:
     """Check a decision on a pending request; return the actor's approver groups."""
-    if token_key is not None and _token_used(session, token_key):
+    if token_key is not None and _token_used(session, token_key, record):
         raise ApprovalTokenReusedError("the approval token was already used; each token works once")
     if _utc(record.expires_at) <= now:
         record.status = "expired"
@@ -247,7 +270,10 @@ def _check_pending(
     return _actor_groups(settings, record, actor)
 
 
-def _token_used(session: Session, token_key: str) -> bool:
+def _token_used(session: Session, token_key: str, record: ApprovalRequestRecord) -> bool:
+    """Tell whether a decision used the token, counting decisions cleared by a reopen."""
+    if token_key in ((record.evidence or {}).get("spent_tokens") or []):
+        return True
     found = session.scalar(
         select(ApprovalDecisionRecord.id).where(ApprovalDecisionRecord.token_id == token_key)
     )
@@ -256,12 +282,20 @@ def _token_used(session: Session, token_key: str) -> bool:
 
 def _actor_groups(settings: Settings, record: ApprovalRequestRecord, actor: str) -> list[str]:
     """Return the groups of ``record`` that list ``actor``; raise when the request names groups
-    and none lists the actor."""
-    folded = actor.casefold()
+    and none lists the actor.
+
+    A group lists the actor when it names any identity of the actor's person
+    (``approvals.people``), so ``U0ALICE`` is a member where ``alice@example.com`` is listed.
+    """
+    people = person_index(settings.approvals.people)
+    person = people.get(actor.strip().casefold(), actor.strip().casefold())
+    identities = {actor.strip().casefold()} | {
+        identity for identity, owner in people.items() if owner == person
+    }
     member_of = sorted(
         name
         for name, members in settings.approvals.groups.items()
-        if folded in {member.strip().casefold() for member in members}
+        if identities & {member.strip().casefold() for member in members}
     )
     wanted = list(record.approver_groups or [])
     if not wanted:
@@ -355,7 +389,7 @@ def _record(
         with session.begin_nested():
             session.add(decision)
     except IntegrityError:
-        if token_key is not None and _token_used(session, token_key):
+        if token_key is not None and _token_used(session, token_key, record):
             raise ApprovalTokenReusedError(
                 "the approval token was already used; each token works once"
             ) from None
@@ -382,12 +416,25 @@ def _record(
     return True
 
 
-def _approvers(session: Session, record: ApprovalRequestRecord) -> set[str]:
-    return {
-        item.actor.casefold()
-        for item in decisions_of(session, record.id)
-        if item.decision == "approve"
-    }
+def guard_rules(settings: Settings) -> GuardRules:
+    """Return the guard rules with the identity map and the signed-link rule of ``approvals``."""
+    return GuardRules.from_settings(settings.policy, settings.approvals)
+
+
+def _approvers(
+    session: Session, settings: Settings, record: ApprovalRequestRecord, now: datetime
+) -> tuple[set[str], Counter[str]]:
+    """Return the people whose approvals count, as the guard counts them, and why the other
+    votes do not count."""
+    return count_approvals(
+        stored_decision(record),
+        stored_action_request(record),
+        votes_of(session, record),
+        now=now,
+        ttl=timedelta(hours=settings.approvals.ttl_hours),
+        rules=guard_rules(settings),
+        production=record.production,
+    )
 
 
 def votes_of(session: Session, record: ApprovalRequestRecord) -> list[ApprovalVote]:
@@ -406,11 +453,10 @@ def votes_of(session: Session, record: ApprovalRequestRecord) -> list[ApprovalVo
 
 
 def stored_decision(record: ApprovalRequestRecord) -> PolicyDecision:
-    """Rebuild the policy decision a request was opened under.
+    """Rebuild the policy decision a request was opened or last reopened under.
 
-    NOTE: the run uses the decision stored with the request, not a new decision under the
-    policies loaded now; the guard still re-applies the tenant-wide mode and the production
-    selectors from the current settings.
+    ``execute`` runs it only after ``recheck`` found that the policies loaded now decide the
+    same mode, production flag, approvals and approver groups.
     """
     return PolicyDecision(
         action=record.action,
@@ -432,7 +478,11 @@ def execute(
     actor: str,
     context_factory: ContextFactory = _default_context,
 ) -> DecisionOutcome:
-    """Run the approved action of ``record`` through the runner and store the result."""
+    """Run the approved action of ``record`` through the runner and store the result.
+
+    NOTE: approval requests cover applies only. No command or endpoint opens a request for the
+    rollback of an executed run, so ``runner.run(mode="rollback")`` is reachable from code only.
+    """
     if not settings.actions.enabled:
         message = (
             f"{record.action} is approved, but actions.enabled is false, so nothing ran; it "
@@ -444,23 +494,51 @@ def execute(
     votes: Sequence[ApprovalVote] = votes_of(session, record)
     context = context_factory(settings, record.tenant)
     try:
+        changes = _still_holds(session, settings, record, context, now)
+        if changes:
+            supersede_request(session, record, changes, now=now)
+            session.commit()
+            message = (
+                f"{record.action} did not run: {'; '.join(changes)}. The request is "
+                "superseded; the next pass opens a request under the current labels and policies"
+            )
+            return DecisionOutcome(
+                "superseded", record.id, record.status, message,
+                error=ActionNotAllowedError(message),
+            )
+        decision = stored_decision(record)
+        authorize(
+            decision, request, votes, now=now,
+            approval_ttl=timedelta(hours=settings.approvals.ttl_hours),
+            rules=guard_rules(settings),
+        )
         run = runner.run(
-            session, request, stored_decision(record), votes,
+            session, request, decision, votes,
             mode="apply", context=context, now=now, request_id=record.id, actor=actor,
         )
     except CostwardenError as exc:
-        # The runner recorded the refused or failed run. A Palette error is a SourceError
-        # rather than an ActionError, and must close the request all the same.
+        # The runner recorded a refused or failed run; a refusal before it is audited here. A
+        # Palette error is a SourceError rather than an ActionError and fails the request too.
         session.rollback()
         record.status = "failed"
+        _audit_not_run(session, record, actor, exc, now)
         session.commit()
         logger.warning("approved %s of request %s did not run: %s", record.action, record.id, exc)
         return DecisionOutcome(
             "failed", record.id, record.status, f"{record.action} did not run: {exc}",
-            error=exc,
+            _latest_apply_run(session, record.id), error=exc,
         )
     finally:
         context.close()
+
+    if runner.in_progress(run):
+        # Another decision of the same request is applying the change right now; that caller
+        # records the result, so this one neither waits nor marks the request failed.
+        session.rollback()
+        return DecisionOutcome(
+            "unchanged", record.id, record.status,
+            f"{record.action} is already running as run {run.id}; nothing else ran", run.id,
+        )
 
     record.status = "executed" if run.status == "succeeded" else "failed"
     session.commit()
@@ -469,6 +547,140 @@ def execute(
     return DecisionOutcome(
         status, record.id, record.status, f"{record.action} {run.status}: {summary}", run.id
     )
+
+
+def _latest_apply_run(session: Session, request_id: str) -> str | None:
+    """Return the id of the newest apply run recorded for a request, or None."""
+    return session.scalar(
+        select(ActionRunRecord.id)
+        .where(ActionRunRecord.request_id == request_id, ActionRunRecord.mode == "apply")
+        .order_by(ActionRunRecord.started_at.desc())
+        .limit(1)
+    )
+
+
+def _still_holds(
+    session: Session,
+    settings: Settings,
+    record: ApprovalRequestRecord,
+    context: ActionContext,
+    now: datetime,
+) -> list[str]:
+    """Check ``record`` against its audit entry, the current labels and the current policies.
+
+    Raises ``ApprovalError`` when the request row's decision fields differ from the ones its
+    ``requested`` or ``reopened`` audit entry recorded (an edited row). Returns the changes that
+    supersede the request, empty when it may run. The live labels come from Palette; a failed
+    read raises ``SourceError``.
+    """
+    _check_recorded_decision(session, record)
+    scope = stored_action_request(record).scope
+    current = {
+        STORED: stored_labels(session, scope),
+        LIVE: live_labels(session, context, scope),
+    }
+    policies = load_configured_policies(settings)
+    return list(recheck(record, policies, current, now=now).changes)
+
+
+def _check_recorded_decision(session: Session, record: ApprovalRequestRecord) -> None:
+    recorded = recorded_decision(session, record)
+    if recorded is None:
+        raise ApprovalError(
+            f"approval request {record.id} has no 'requested' audit entry, so its decision "
+            "fields cannot be checked; nothing runs. Run 'costwarden audit verify'"
+        )
+    row = {
+        "digest": record.params_digest,
+        "production": record.production,
+        "required_approvals": record.required_approvals,
+        "approver_groups": sorted(record.approver_groups or []),
+    }
+    audited = {
+        "digest": recorded.get("digest"),
+        "production": recorded.get("production"),
+        "required_approvals": recorded.get("required_approvals"),
+        "approver_groups": sorted(recorded.get("approver_groups") or []),
+    }
+    edited = [name for name in row if row[name] != audited[name]]
+    if edited:
+        raise ApprovalError(
+            f"approval request {record.id}: {', '.join(edited)} in the database differ from the "
+            "values its audit entry recorded, so the row was edited; nothing runs. Run "
+            "'costwarden audit verify' and reject the request"
+        )
+
+
+def _audit_not_run(
+    session: Session,
+    record: ApprovalRequestRecord,
+    actor: str,
+    exc: CostwardenError,
+    now: datetime,
+) -> None:
+    trail.append(
+        session,
+        tenant=record.tenant,
+        kind="approval",
+        subject=f"{record.subject_kind}:{record.subject_id}",
+        actor=actor or "unknown",
+        summary=f"approved {record.action} of request {record.id} did not run: {exc}",
+        detail={
+            "event": "failed",
+            "request_id": record.id,
+            "digest": record.params_digest,
+            "error": f"{type(exc).__name__}: {exc}",
+        },
+        recorded_at=now,
+    )
+
+
+def retry(
+    store: Store,
+    settings: Settings,
+    *,
+    request_id: str,
+    actor: str,
+    now: datetime | None = None,
+    tenant: str | None = None,
+    context_factory: ContextFactory = _default_context,
+) -> DecisionOutcome:
+    """Run a ``failed`` request again with its recorded votes, for example after a Palette
+    outage or a wrong API key.
+
+    The run goes through every check of ``execute`` and the guard, so votes older than
+    ``approvals.ttl_hours`` no longer count. Raises ``ApprovalError`` when the request is not
+    ``failed`` or has expired, and ``NotFoundError`` for an unknown request.
+    """
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    tenant = tenant or settings.service.tenant
+    with Session(store.engine, expire_on_commit=False) as session:
+        record = find_request(session, tenant, request_id)
+        if record.status != "failed":
+            raise ApprovalError(
+                f"approval request {record.id} is {record.status}; only failed requests can be "
+                "retried"
+            )
+        if _utc(record.expires_at) <= now:
+            raise ApprovalError(
+                f"approval request {record.id} expired at {_utc(record.expires_at).isoformat()}; "
+                "the next pass that proposes the change reopens it for new approvals"
+            )
+        record.status = "approved"
+        trail.append(
+            session,
+            tenant=record.tenant,
+            kind="approval",
+            subject=f"{record.subject_kind}:{record.subject_id}",
+            actor=actor,
+            summary=f"{actor} retried {record.action} of failed request {record.id}",
+            detail={"event": "retried", "request_id": record.id, "digest": record.params_digest},
+            recorded_at=now,
+        )
+        session.commit()
+        logger.info("approval request %s retried by %s", record.id, actor)
+        return execute(session, settings, record, now=now, actor=actor,
+                       context_factory=context_factory)
 
 
 def _audit_refusal(

@@ -9,7 +9,11 @@ the older pending row of the same subject and action.
 Request statuses: ``pending`` until decided; ``approved`` once the required approvals are in
 and the run has not finished; ``executed`` after the run succeeded; ``failed`` after it failed
 or the guard refused it; ``rejected``; ``expired`` after ``approvals.ttl_hours``; and
-``superseded`` when a later pass proposed another change for the same subject and action.
+``superseded`` when a later pass proposed another change for the same subject and action, or
+when the scope's labels, the policy decision or the recommendation changed since the request
+was opened. A pass that proposes the change of a ``failed`` or ``superseded`` request again
+reopens it (``reopen_request``): the request becomes pending under the current decision and
+its earlier decisions are cleared.
 """
 
 from __future__ import annotations
@@ -45,6 +49,10 @@ logger = logging.getLogger(__name__)
 
 STATUSES = ("pending", "approved", "executed", "failed", "rejected", "expired", "superseded")
 OPEN_STATUSES = ("pending",)
+REOPENABLE_STATUSES = ("failed", "superseded")
+"""Statuses a later pass that proposes the same change sets back to ``pending``."""
+DECISION_EVENTS = ("requested", "reopened")
+"""Audit events that record the decision fields a request is bound to."""
 
 SYSTEM_ACTOR = "costwarden"
 
@@ -278,6 +286,114 @@ def _supersede(
             .values(status="superseded", decided_at=now)
         )
     return list(older)
+
+
+def reopen_request(
+    session: Session,
+    record: ApprovalRequestRecord,
+    decision: PolicyDecision,
+    *,
+    now: datetime,
+    ttl_hours: int,
+    reason: str,
+) -> None:
+    """Set ``record`` back to ``pending`` under ``decision``, clearing its earlier decisions.
+
+    The used token ids of the cleared decisions stay spent (``evidence.spent_tokens``), so no
+    token works twice. The new decision fields and the cleared votes are audited in the
+    caller's transaction, and other pending requests of the subject and action are superseded.
+    """
+    previous = record.status
+    cleared = decisions_of(session, record.id)
+    spent = [item.token_id for item in cleared if item.token_id]
+    for item in cleared:
+        session.delete(item)
+
+    record.status = "pending"
+    record.decided_at = None
+    record.policy = decision.policy or ""
+    record.production = decision.production
+    record.required_approvals = max(1, decision.required_approvals)
+    record.approver_groups = list(decision.approver_groups)
+    record.expires_at = now + timedelta(hours=ttl_hours)
+    evidence = dict(record.evidence or {})
+    evidence["spent_tokens"] = [*(evidence.get("spent_tokens") or []), *spent]
+    record.evidence = evidence
+    session.flush()
+
+    request = stored_action_request(record)
+    superseded = _supersede(session, record.tenant, request, record.id, now)
+    trail.append(
+        session,
+        tenant=record.tenant,
+        kind="approval",
+        subject=f"{record.subject_kind}:{record.subject_id}",
+        actor=SYSTEM_ACTOR,
+        summary=(
+            f"approval request {record.id} for {record.action} reopened from {previous}: "
+            f"{reason} ({record.required_approvals} approval(s)"
+            f"{', production' if record.production else ''})"
+        ),
+        detail={
+            "event": "reopened",
+            "request_id": record.id,
+            "digest": record.params_digest,
+            "previous_status": previous,
+            "reason": reason,
+            "policy": decision.policy,
+            "mode": decision.mode,
+            "production": record.production,
+            "required_approvals": record.required_approvals,
+            "approver_groups": list(record.approver_groups),
+            "reasons": list(decision.reasons),
+            "expires_at": record.expires_at,
+            "cleared_decisions": [
+                {"actor": item.actor, "decision": item.decision, "channel": item.channel}
+                for item in cleared
+            ],
+            "superseded": superseded,
+        },
+        recorded_at=now,
+    )
+    logger.info("approval request %s reopened from %s: %s", record.id, previous, reason)
+
+
+def supersede_request(
+    session: Session, record: ApprovalRequestRecord, reasons: Sequence[str], *, now: datetime
+) -> None:
+    """Mark ``record`` superseded because its scope, decision or recommendation changed."""
+    record.status = "superseded"
+    record.decided_at = now
+    trail.append(
+        session,
+        tenant=record.tenant,
+        kind="approval",
+        subject=f"{record.subject_kind}:{record.subject_id}",
+        actor=SYSTEM_ACTOR,
+        summary=(
+            f"approval request {record.id} for {record.action} superseded: {'; '.join(reasons)}"
+        ),
+        detail={
+            "event": "superseded",
+            "request_id": record.id,
+            "digest": record.params_digest,
+            "reasons": list(reasons),
+        },
+        recorded_at=now,
+    )
+    logger.info("approval request %s superseded: %s", record.id, "; ".join(reasons))
+
+
+def recorded_decision(
+    session: Session, record: ApprovalRequestRecord
+) -> dict[str, Any] | None:
+    """Return the detail of the newest ``requested`` or ``reopened`` audit entry of ``record``."""
+    found = None
+    for entry in audit_entries_of(session, record):
+        detail = entry.detail or {}
+        if entry.kind == "approval" and detail.get("event") in DECISION_EVENTS:
+            found = dict(detail)
+    return found
 
 
 def expire_requests(session: Session, tenant: str, now: datetime) -> int:

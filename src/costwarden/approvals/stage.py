@@ -8,6 +8,13 @@ the policies in ``policy.paths``:
   carries approve and reject tokens bound to it;
 - ``auto``: the runner applies the change at once, after the production guard allowed it.
 
+Before that, the stage re-evaluates every pending request of the tenant against the labels the
+pass stored and the policies loaded now (``recheck``). A request whose labels changed or whose
+recommendation is gone is superseded. A request whose decision changed (production, required
+approvals, approver groups) is reopened under the current decision with its votes cleared. A
+request that the policies no longer put in approve mode is superseded. A ``failed`` or
+``superseded`` request whose change a recommendation proposes again is reopened the same way.
+
 Without policy files every decision is ``monitor`` and the stage records nothing.
 """
 
@@ -24,13 +31,19 @@ from sqlalchemy.orm import Session
 
 from costwarden.actions import runner
 from costwarden.actions.context import ActionContext
+from costwarden.actions.palette import expected_state as palette_expected_state
 from costwarden.actions.registry import ACTIONS
+from costwarden.approvals.recheck import STORED, recheck, stored_labels
 from costwarden.approvals.requests import (
+    REOPENABLE_STATUSES,
     action_request,
     expire_requests,
     open_request,
     recommendation_evidence,
     recommendation_facts,
+    reopen_request,
+    stored_action_request,
+    supersede_request,
 )
 from costwarden.approvals.tokens import signer_from_settings
 from costwarden.audit import trail
@@ -39,7 +52,7 @@ from costwarden.config import Settings
 from costwarden.domain.governance import ActionRequest, PolicyDecision
 from costwarden.errors import ActionError, CostwardenError, GovernanceError, StaleStateError
 from costwarden.notify.build import recommendation_alert_id
-from costwarden.policy import PolicySet, load_policies
+from costwarden.policy import PolicySet, load_configured_policies
 from costwarden.store import Store
 from costwarden.store.tables import ApprovalRequestRecord
 
@@ -65,12 +78,19 @@ class GovernanceReport:
     auto_runs: int = 0
     stale: int = 0
     expired: int = 0
+    superseded: int = 0
+    """Pending requests superseded because their labels, decision or recommendation changed."""
+    reopened: int = 0
+    """Requests set back to pending under the current decision."""
     approvals: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
         """Whether the policies decided nothing in this pass."""
-        return not (self.monitored or self.opened or self.pending or self.auto_runs or self.stale)
+        return not (
+            self.monitored or self.opened or self.pending or self.auto_runs or self.stale
+            or self.superseded or self.reopened
+        )
 
 
 def _default_context(settings: Settings, tenant: str) -> ActionContext:
@@ -94,13 +114,14 @@ def govern_recommendations(
     if not settings.policy.paths:
         return report
 
-    policies = load_policies(settings.policy.paths, settings=settings.policy)
+    policies = load_configured_policies(settings)
     auto: list[tuple[ActionRequest, PolicyDecision]] = []
     with context_factory(settings, tenant) as context, store.transaction() as session:
         record_policy_change(
             session, tenant, policies.digest, list(policies.file_digests),
             policies=[policy.name for policy in policies.policies],
         )
+        _review_pending(session, settings, policies, tenant, items, now, report)
         monitored = []
         for item in items:
             decided = _decide(session, policies, item, now)
@@ -122,12 +143,54 @@ def govern_recommendations(
         report.auto_runs += _run_auto(store, settings, tenant, request, decision, now,
                                       context_factory)
     logger.info(
-        "governance: %d monitored, %d approval requests opened, %d pending, %d auto runs, "
-        "%d stale, %d expired",
-        report.monitored, report.opened, report.pending, report.auto_runs, report.stale,
-        report.expired,
+        "governance: %d monitored, %d approval requests opened, %d reopened, %d pending, "
+        "%d superseded, %d auto runs, %d stale, %d expired",
+        report.monitored, report.opened, report.reopened, report.pending, report.superseded,
+        report.auto_runs, report.stale, report.expired,
     )
     return report
+
+
+def _review_pending(
+    session: Session,
+    settings: Settings,
+    policies: PolicySet,
+    tenant: str,
+    items: Sequence[Mapping[str, Any]],
+    now: datetime,
+    report: GovernanceReport,
+) -> None:
+    """Supersede or reopen the pending requests that the current labels or policies changed."""
+    proposed = {str(item.get("id")) for item in items}
+    pending = session.scalars(
+        select(ApprovalRequestRecord).where(
+            ApprovalRequestRecord.tenant == tenant,
+            ApprovalRequestRecord.status == "pending",
+        )
+    ).all()
+    for record in pending:
+        # NOTE: a pass without any recommendation (a failed recommend step) cannot tell which
+        # recommendations are gone, so it supersedes nothing for that reason.
+        if items and record.subject_kind == "recommendation" and record.subject_id not in proposed:
+            supersede_request(
+                session, record, ["the pass no longer makes its recommendation"], now=now
+            )
+            report.superseded += 1
+            continue
+
+        scope = stored_action_request(record).scope
+        check = recheck(record, policies, {STORED: stored_labels(session, scope)}, now=now)
+        if check.still_valid:
+            continue
+        if check.decision is None or check.decision.mode != "approve":
+            supersede_request(session, record, check.changes, now=now)
+            report.superseded += 1
+            continue
+        reopen_request(
+            session, record, check.decision, now=now, ttl_hours=settings.approvals.ttl_hours,
+            reason="; ".join(check.changes),
+        )
+        report.reopened += 1
 
 
 def _decide(
@@ -152,10 +215,15 @@ def _approve(
     now: datetime,
     report: GovernanceReport,
 ) -> None:
-    """Open the approval request of one recommendation, or find the one already open."""
+    """Open the approval request of one recommendation, or find the one already open.
+
+    A ``failed`` or ``superseded`` request of the same change is reopened after a new dry run
+    confirms that the resource is still in the state the request pins.
+    """
     record = _similar_request(session, tenant, request)
-    if record is None:
+    if record is None or record.status in REOPENABLE_STATUSES:
         evidence = recommendation_evidence(item, run_id)
+        evidence["facts"] = recommendation_facts(item, request.scope)
         try:
             request, dry_run = with_current_state(request, context)
         except StaleStateError as exc:
@@ -170,6 +238,12 @@ def _approve(
             now=now, ttl_hours=settings.approvals.ttl_hours,
         )
         report.opened += int(created)
+        if not created and record.status in REOPENABLE_STATUSES:
+            reopen_request(
+                session, record, decision, now=now, ttl_hours=settings.approvals.ttl_hours,
+                reason="a pass proposed the same change again",
+            )
+            report.reopened += 1
     if record.status != "pending":
         return
 
@@ -206,12 +280,14 @@ def _similar_request(
 def with_current_state(
     request: ActionRequest, context: ActionContext
 ) -> tuple[ActionRequest, dict[str, Any]]:
-    """Complete ``expected`` with the current values of every field the change touches.
+    """Complete ``expected`` with the state the dry run read.
 
-    A dry run reads the resource; the fields it would change are added to ``expected`` at
-    their current values, so the approved request refuses to run when any of them moved.
-    Raises ``StaleStateError`` when the resource already differs from the recommendation.
-    A dry run that fails otherwise leaves ``expected`` as it is and is reported.
+    A dry run reads the resource. For Palette actions every field it read is added to
+    ``expected``: a pool's size, limits, instance type and capacity type, or a cluster's
+    labels. The approved request then stops when any of them moved, not only the one it
+    changes. Other actions add the fields they would change. Raises ``StaleStateError`` when
+    the resource already differs from the recommendation. A dry run that fails otherwise
+    leaves ``expected`` as it is and is reported.
     """
     action = ACTIONS.spec(request.action).factory()
     try:
@@ -227,7 +303,8 @@ def with_current_state(
         for key, value in outcome.after.items()
         if key in outcome.before and outcome.before[key] != value
     }
-    expected = {**changed, **request.expected}
+    pinned = palette_expected_state(request.action, outcome.before)
+    expected = {**(changed if pinned is None else pinned), **request.expected}
     summary = {"summary": outcome.summary, "before": dict(outcome.before),
                "after": dict(outcome.after)}
     return replace(request, expected=expected), summary

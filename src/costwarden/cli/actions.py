@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich import box
 from rich.markup import escape
 from rich.table import Table
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from costwarden.actions import runner
 from costwarden.actions.context import ActionContext
-from costwarden.actions.registry import ACTIONS
+from costwarden.actions.registry import ACTIONS, ActionSpec
 from costwarden.cli.common import print_json, state, stdout
 from costwarden.cli.render import field_table
 from costwarden.config import Settings
@@ -135,10 +136,12 @@ def dry_run_command(
     spec = ACTIONS.spec(action)
     kind = spec.factory.scope_kinds[0] if spec.factory.scope_kinds else "cluster"
     scope = ActionScope(kind=kind, cluster_uid=cluster, name=pool, namespace=namespace)
+    params = _pairs(param or [], "--param")
+    _check_params(spec, params)
     request = ActionRequest(
         action=action,
         scope=scope,
-        params=_pairs(param or [], "--param"),
+        params=params,
         subject_kind="recommendation",
         subject_id="cli",
         expected=_pairs(expect or [], "--expect"),
@@ -209,6 +212,47 @@ def _pairs(items: list[str], option: str) -> dict[str, Any]:
         except json.JSONDecodeError:
             pairs[key] = text
     return pairs
+
+
+def _check_params(spec: ActionSpec, params: dict[str, Any]) -> None:
+    """Raise ``ConfigError`` naming each invalid ``--param`` and the parameters the action takes."""
+    try:
+        spec.factory.params_class.model_validate(params)
+    except ValidationError as exc:
+        problems = "\n".join(
+            f"  {_param_problem(error, params, spec.name)}" for error in exc.errors()
+        )
+        raise ConfigError(
+            f"invalid parameters for {spec.name}:\n{problems}\n"
+            f"Parameters of {spec.name}:\n{_param_list(spec)}"
+        ) from None
+
+
+def _param_problem(error: Any, params: dict[str, Any], action: str) -> str:
+    location = [str(part) for part in error["loc"]]
+    message = error["msg"].removeprefix("Value error, ")
+    if not location:
+        return message
+
+    name = location[0]
+    if error["type"] == "missing":
+        return f"--param {name} is missing; it is required"
+    value = params.get(name, error.get("input"))
+    value_text = value if isinstance(value, str) else json.dumps(value)
+    if error["type"] == "extra_forbidden":
+        return f"--param {name}={value_text} is invalid: {action} has no parameter {name}"
+    where = f" (at {'.'.join(location)})" if len(location) > 1 else ""
+    return f"--param {name}={value_text} is invalid{where}: {message}"
+
+
+def _param_list(spec: ActionSpec) -> str:
+    """List an action's parameters, one a line: name, whether it is required, what it sets."""
+    lines = []
+    for name, field in spec.factory.params_class.model_fields.items():
+        required = " (required)" if field.is_required() else ""
+        about = f": {field.description}" if field.description else ""
+        lines.append(f"  {name}{required}{about}")
+    return "\n".join(lines)
 
 
 def _yes(value: bool) -> str:

@@ -1,8 +1,10 @@
-"""``costwarden approvals list|show|approve|reject``: decide approval requests from a shell.
+"""``costwarden approvals list|show|approve|reject|retry``: decide approval requests from a shell.
 
 Exit codes: 0 when the decision was recorded or changed nothing (the message says which), 2 for
-an unknown or ambiguous request id, 8 when the decision was refused, and the code of the error
-when the approved action did not run (9 for an action error, 8 when the guard refused it).
+an unknown or ambiguous request id, 8 when the decision was refused or the request was
+superseded because its labels or policies changed, and the code of the error when the approved
+action did not run (9 for an action error, 8 when the guard refused it, 4 when Palette could not
+be read).
 
 The actor is ``--as NAME`` or the operating system user, taken without further proof. Whoever
 can run this command against the database is therefore trusted like an approver: give shell
@@ -23,7 +25,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from costwarden.approvals import STATUSES, decide, find_request, list_requests, request_json
-from costwarden.approvals.decisions import DecisionOutcome
+from costwarden.approvals.decisions import DecisionOutcome, retry
 from costwarden.approvals.requests import decisions_of
 from costwarden.cli.common import print_json, state, stdout
 from costwarden.config import Settings
@@ -118,6 +120,24 @@ def reject_command(
     _decide(ctx, request_id, "reject", actor, reason, as_json)
 
 
+@approvals_app.command("retry")
+def retry_command(
+    ctx: typer.Context, request_id: RequestArgument, actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a failed request again with its recorded approvals, e.g. after a Palette outage."""
+    settings: Settings = state(ctx).settings()
+    name = actor or getpass.getuser()
+    store = Store.open(settings.database_url)
+    try:
+        with store.transaction() as session:
+            full_id = _find(session, settings, request_id).id
+        outcome = retry(store, settings, request_id=full_id, actor=name, now=datetime.now(UTC))
+    finally:
+        store.close()
+    _print_outcome(outcome, as_json)
+
+
 def _decide(
     ctx: typer.Context,
     request_id: str,
@@ -153,8 +173,9 @@ def _find(session: Session, settings: Settings, request_id: str) -> ApprovalRequ
 
 
 def _print_outcome(outcome: DecisionOutcome, as_json: bool) -> None:
-    """Print the outcome. A run that failed exits with the exit code of its error: 9 for an
-    action error, 8 when the guard refused it."""
+    """Print the outcome. A run that failed or was superseded exits with the exit code of its
+    error: 9 for an action error, 8 when the guard refused it or the request was superseded, 4
+    when Palette could not be read."""
     if as_json:
         print_json({
             "status": outcome.status,
@@ -165,7 +186,7 @@ def _print_outcome(outcome: DecisionOutcome, as_json: bool) -> None:
         })
     else:
         stdout.print(escape(outcome.message))
-    if outcome.status == "failed":
+    if outcome.status in ("failed", "superseded"):
         raise typer.Exit(outcome.error.exit_code if outcome.error is not None else 9)
 
 

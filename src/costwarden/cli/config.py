@@ -31,7 +31,8 @@ def check(
     """Load the settings from flags, environment and file, and validate them.
 
     An invalid setting prints its key, environment variable and the reason, and exits with 2.
-    The budget file named by budgets_file is parsed too.
+    The budget file named by budgets_file and the policy files in policy.paths are checked too;
+    policy approvers must name groups of approvals.groups.
     """
     cli = state(ctx)
     if config is not None:
@@ -44,8 +45,18 @@ def check(
 
         count = len(load_budgets(settings.budgets_file))
         budgets = f"; {count} budgets in {settings.budgets_file}"
+    policies = ""
+    if settings.policy.paths:
+        from costwarden.policy import load_configured_policies
+
+        policy_set = load_configured_policies(settings)
+        count, files = len(policy_set.policies), len(policy_set.files)
+        policies = (
+            f"; {count} {'policy' if count == 1 else 'policies'} in {files} "
+            f"{'file' if files == 1 else 'files'}"
+        )
     source = f" from {cli.config_file}" if cli.config_file else ""
-    stdout.print(f"configuration is valid{source}{budgets}", highlight=False)
+    stdout.print(f"configuration is valid{source}{budgets}{policies}", highlight=False)
 
 
 @config_app.command("reference")

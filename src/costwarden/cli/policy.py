@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,17 +34,28 @@ def register(app: typer.Typer) -> None:
 
 @policy_app.command("validate")
 def validate_command(
+    ctx: typer.Context,
     paths: Annotated[
         list[Path],
         typer.Argument(help="Policy files, or directories of *.yaml and *.yml policy files."),
     ],
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="YAML settings file whose approvals.groups the approvers must name; default: "
+            "the global --config or COSTWARDEN_CONFIG, and without either the groups are not "
+            "checked.",
+            dir_okay=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Validate policy files and list their policies; exit 2 and list every problem if invalid."""
     files = policy_files(paths)
     if not files:
         raise ConfigError(f"no *.yaml or *.yml files in {', '.join(map(str, paths))}")
-    reports = check_files(files)
+    reports = check_files(files, approver_groups=_approver_groups(ctx, config))
     problems = [problem for report in reports for problem in report.problems]
 
     if as_json:
@@ -112,7 +124,9 @@ def explain_command(
     """Decide the mode and approvals for one action on one scope, and print the reasons."""
     settings = state(ctx).settings()
     paths = policies or settings.policy.paths
-    policy_set = load_policies(paths, settings=settings.policy)
+    policy_set = load_policies(
+        paths, settings=settings.policy, approver_groups=_approver_groups(ctx, None)
+    )
     scope = ActionScope(
         kind=kind,
         cluster_uid=cluster_uid,
@@ -138,6 +152,16 @@ def explain_command(
     )
     for reason in decision.reasons:
         stdout.print(f"  - {escape(reason)}", highlight=False)
+
+
+def _approver_groups(ctx: typer.Context, config: Path | None) -> list[str] | None:
+    """Return the names in approvals.groups when a settings file is given, else None."""
+    cli = state(ctx)
+    if config is not None:
+        cli.config_file = config
+    if cli.config_file is None and not os.environ.get("COSTWARDEN_CONFIG"):
+        return None
+    return list(cli.settings().approvals.groups) or None
 
 
 def _table(report: FileReport) -> Table:

@@ -7,7 +7,14 @@ run. docs/policies.md describes the format and the rules.
 
 from costwarden.policy.engine import ActionRule, Policy, PolicyFile, PolicySet, Selector
 from costwarden.policy.guard import GuardRules, authorize
-from costwarden.policy.loader import FileReport, Problem, check_file, check_files, load_policies
+from costwarden.policy.loader import (
+    FileReport,
+    Problem,
+    check_file,
+    check_files,
+    load_configured_policies,
+    load_policies,
+)
 
 __all__ = [
     "ActionRule",
@@ -21,5 +28,6 @@ __all__ = [
     "authorize",
     "check_file",
     "check_files",
+    "load_configured_policies",
     "load_policies",
 ]

@@ -3,7 +3,9 @@
 cel-python parses and evaluates but does not type-check, so ``compile_condition`` adds checks at
 load time. Every variable, field, function and method must be known. A declared number field
 must not be compared with a literal of the other number type, because CEL has no implicit
-int/double conversion and ``pool.gpu > 0.5`` would fail on every evaluation.
+int/double conversion and ``pool.gpu > 0.5`` would fail on every evaluation. The result must be
+a bool wherever its type can be told from the expression alone, and ``timestamp()`` and
+``duration()`` of a string literal must parse.
 """
 
 from __future__ import annotations
@@ -101,6 +103,12 @@ def compile_condition(source: str) -> Condition:
         raise ConditionError(_parse_message(source, exc)) from exc
 
     problems = list(_check(tree))
+    result = _result_type(tree)
+    if result is not None and result != "bool":
+        problems.append(
+            f"the condition returns {result}, not bool; make it a comparison or a test such "
+            "as pool.size + 1 > 3, pool.name == 'gpu' or has(pool.gpu)"
+        )
     if problems:
         raise ConditionError("; ".join(dict.fromkeys(problems)))
     return Condition(source, _ENVIRONMENT.program(tree))
@@ -132,6 +140,8 @@ def _check(tree: lark.Tree) -> Iterator[str]:
             name = str(node.children[0])
             if name not in _FUNCTIONS:
                 yield f"unknown function {name}()"
+            elif name in _PARSED_LITERALS:
+                yield from _check_literal_argument(node, name)
         elif node.data == "member_dot_arg":
             name = str(node.children[1])
             if name not in _METHODS:
@@ -225,8 +235,98 @@ def _check_comparison(node: lark.Tree) -> Iterator[str]:
         return
     yield (
         f"{field.text} is {_article(field.type)} and {literal.text} is {_article(literal.type)}; "
-        f"CEL does not compare them, so write the literal as {_example(field.type)}"
+        f"CEL does not compare them, so {_comparison_hint(field, literal)}"
     )
+
+
+def _comparison_hint(field: _Operand, literal: _Operand) -> str:
+    """Suggest how to compare an int field with a double literal and the other way round."""
+    if field.type == "int" and literal.type == "double":
+        number = float(literal.text)
+        if number.is_integer():
+            return f"write the literal as the integer {int(number)}"
+        return (
+            f"convert the field with double({field.text}), or compare with an integer such as "
+            f"{int(number)} or {int(number) + 1}"
+        )
+    if field.type == "double" and literal.type in ("int", "uint"):
+        return f"write the literal as {literal.text.rstrip('uU')}.0"
+    return f"write the literal as {_example(field.type)}"
+
+
+_PARSED_LITERALS: dict[str, str] = {
+    "timestamp": "an RFC 3339 timestamp such as timestamp('2025-01-31T00:00:00Z')",
+    "duration": "a duration in seconds, minutes or hours such as duration('24h') or "
+    "duration('90m')",
+}
+_FUNCTION_TYPES: dict[str, str] = {
+    "has": "bool",
+    "size": "int",
+    "int": "int",
+    "uint": "uint",
+    "double": "double",
+    "string": "string",
+    "bytes": "bytes",
+    "timestamp": "timestamp",
+    "duration": "duration",
+    "matches": "bool",
+}
+_NEVER_BOOL: dict[str, str] = {
+    "addition": "the result of + or -",
+    "multiplication": "the result of *, / or %",
+}
+
+
+def _check_literal_argument(node: lark.Tree, name: str) -> Iterator[str]:
+    """Evaluate ``timestamp('...')`` or ``duration('...')`` of one string literal now."""
+    arguments = node.children[1] if len(node.children) > 1 else None
+    if not isinstance(arguments, lark.Tree) or len(arguments.children) != 1:
+        return
+    argument = _operand(arguments.children[0])
+    if argument is None or not argument.literal or argument.type != "string":
+        return
+    try:
+        _ENVIRONMENT.program(_ENVIRONMENT.compile(f"{name}({argument.text})")).evaluate({})
+    except CELEvalError as exc:
+        yield (
+            f"{name}({argument.text}) is invalid: {_eval_message(exc)}; write "
+            f"{_PARSED_LITERALS[name]}"
+        )
+
+
+def _result_type(tree: lark.Tree) -> str | None:
+    """Return the CEL type of the whole expression, or None when it depends on the values."""
+    node: Any = tree
+    while isinstance(node, lark.Tree):
+        children = [child for child in node.children if isinstance(child, lark.Tree)]
+        if node.data == "expr" and len(node.children) == 3:
+            branches = {_result_type(branch) for branch in node.children[1:]}
+            return branches.pop() if len(branches) == 1 else None
+        if node.data in ("conditionalor", "conditionaland", "relation") and len(children) == 2:
+            return "bool"
+        if node.data in _NEVER_BOOL and len(children) == 2:
+            return _operand_type(children) or _NEVER_BOOL[node.data]
+        if node.data == "unary" and len(children) == 2:
+            return "bool" if children[0].data == "unary_not" else "a negated number"
+        if node.data in ("list_lit", "map_lit"):
+            return node.data.removesuffix("_lit")
+        if node.data == "ident_arg":
+            return _FUNCTION_TYPES.get(str(node.children[0]))
+        if node.data in ("literal", "member_dot"):
+            operand = _operand(node)
+            return operand.type if operand is not None else None
+        if node.data not in _WRAPPERS or len(node.children) != 1:
+            return None
+        node = node.children[0]
+    return None
+
+
+def _operand_type(children: list[lark.Tree]) -> str | None:
+    """Return the type of ``a + b`` (or ``*``) when ``b`` is a declared field or a literal."""
+    right = _operand(children[1])
+    if right is None or right.type in ("map", "list", "bool"):
+        return None
+    return right.type
 
 
 def _article(kind: str) -> str:
@@ -265,6 +365,12 @@ def _eval_message(error: CELEvalError) -> str:
         return "; ".join(f"{message} ({tree})" for message, tree in nested)
     if text.startswith("found no matching overload"):
         return "operands of different types; " + text.split(" applied to ", 1)[-1][:200]
+    if text == "return error for overflow" and len(error.args) > 2:
+        # celpy reports every exception a built-in function raises under this text; the cause,
+        # such as a string that timestamp() cannot parse, is in the third argument.
+        cause = getattr(error.args[1], "__name__", "error")
+        detail = "; ".join(str(part) for part in error.args[2])[:200]
+        return f"a function call failed ({cause}: {detail})"
     return text[:300]
 
 

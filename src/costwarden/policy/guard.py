@@ -4,18 +4,23 @@ The action runner calls ``authorize`` right before every apply and rollback. The
 neither the decision's mode nor its production flag alone. It caps the mode with the tenant-wide
 mode again and derives production from the request's scope labels again, using rules taken from
 the settings rather than from the decision.
+
+Approvals count per person: ``approvals.people`` maps the identities one person uses on different
+channels (a Slack user id, an email typed on a link page) to that person. On a production scope,
+votes from signed links (channel ``link``, a bearer token with a typed name) count only when
+``approvals.links_count_for_production`` is true.
 """
 
 from __future__ import annotations
 
 import functools
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from costwarden.actions.registry import ACTIONS, ActionRegistry
-from costwarden.config import PolicySettings
+from costwarden.config import ApprovalSettings, PolicySettings
 from costwarden.domain.governance import (
     ActionRequest,
     ApprovalVote,
@@ -34,14 +39,53 @@ class GuardRules:
     production_selectors: tuple[str, ...]
     production_min_approvals: int
     tenant_mode: Mode
+    people: Mapping[str, str] = field(default_factory=dict)
+    """Case-folded identity to the person it belongs to (``approvals.people``)."""
+    links_count_for_production: bool = True
+    """Whether signed-link votes count on a production scope."""
 
     @classmethod
-    def from_settings(cls, settings: PolicySettings) -> GuardRules:
+    def from_settings(
+        cls, settings: PolicySettings, approvals: ApprovalSettings | None = None
+    ) -> GuardRules:
+        """Build the rules from the policy settings and, when given, the approval settings.
+
+        Without ``approvals`` every identity is its own person and signed-link votes count on
+        production, so every caller that runs actions passes them.
+        """
+        if approvals is None:
+            return cls(
+                production_selectors=tuple(settings.production_selectors),
+                production_min_approvals=settings.production_min_approvals,
+                tenant_mode=settings.mode,
+            )
         return cls(
             production_selectors=tuple(settings.production_selectors),
             production_min_approvals=settings.production_min_approvals,
             tenant_mode=settings.mode,
+            people=person_index(approvals.people),
+            links_count_for_production=approvals.links_count_for_production,
         )
+
+
+LINK_CHANNEL = "link"
+"""Channel name of decisions made on the signed link page."""
+
+
+def person_index(people: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """Map every case-folded identity of ``approvals.people`` to its person's name."""
+    index: dict[str, str] = {}
+    for person, identities in people.items():
+        index[person.strip().casefold()] = person.strip().casefold()
+        for identity in identities:
+            index[identity.strip().casefold()] = person.strip().casefold()
+    return index
+
+
+def person_of(actor: str, people: Mapping[str, str]) -> str:
+    """Return the person an actor identity belongs to, or the case-folded identity itself."""
+    folded = actor.strip().casefold()
+    return people.get(folded, folded)
 
 
 def authorize(
@@ -90,7 +134,9 @@ def authorize(
     required = max(1, decision.required_approvals)
     if production:
         required = max(required, rules.production_min_approvals)
-    approvers, ignored = count_approvals(decision, request, votes, now=now, ttl=approval_ttl)
+    approvers, ignored = count_approvals(
+        decision, request, votes, now=now, ttl=approval_ttl, rules=rules, production=production
+    )
     if len(approvers) < required:
         raise ActionNotAllowedError(
             _missing_message(action, mode, production, required, approvers, ignored)
@@ -110,14 +156,22 @@ def count_approvals(
     *,
     now: datetime,
     ttl: timedelta,
+    rules: GuardRules | None = None,
+    production: bool = False,
 ) -> tuple[set[str], Counter[str]]:
-    """Return the distinct actors whose approvals count, and why the other votes do not."""
+    """Return the distinct people whose approvals count, and why the other votes do not.
+
+    ``rules`` supplies the identity-to-person map and whether signed-link votes count when
+    ``production`` is true; without ``rules`` each identity is its own person.
+    """
     now = _utc(now)
     groups = set(decision.approver_groups)
+    people = rules.people if rules is not None else {}
+    links_count = rules.links_count_for_production if rules is not None else True
     approvers: set[str] = set()
     ignored: Counter[str] = Counter()
     for vote in votes:
-        actor = vote.actor.strip().casefold()
+        actor = person_of(vote.actor, people) if vote.actor.strip() else ""
         decided_at = _utc(vote.decided_at)
         if vote.vote != "approve":
             continue
@@ -125,6 +179,8 @@ def count_approvals(
             ignored["for another change"] += 1
         elif not actor:
             ignored["without an actor"] += 1
+        elif production and vote.channel == LINK_CHANNEL and not links_count:
+            ignored["from signed links, which do not count on production"] += 1
         elif decided_at > now:
             ignored["dated in the future"] += 1
         elif now - decided_at > ttl:

@@ -2,9 +2,11 @@
 
 Validation has two phases, and both collect every problem of a file instead of stopping at the
 first. The schema (``model.py``, unknown keys rejected) checks each policy on its own. The
-semantic checks then run on every policy that passed it: registered action names, auto only for
-safe and reversible actions, one rule per action, label selectors, CEL conditions and unique
-names. Each problem names the file, the line, the policy and the field.
+semantic checks then run on every policy: registered action names, auto only for safe and
+reversible actions, one rule per action, approver groups (when the caller passes the groups of
+``approvals.groups``), label selectors, CEL conditions and unique names. For a policy with
+schema errors, the semantic checks run on the fields whose values have the right shape and
+no schema error of their own. Each problem names the file, the line, the policy and the field.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import pkgutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from pydantic import ValidationError
 
 import costwarden.actions
 from costwarden.actions.registry import ACTIONS, ActionRegistry
-from costwarden.config import PolicySettings
+from costwarden.config import PolicySettings, Settings
 from costwarden.domain.governance import canonical_json
 from costwarden.domain.selector import parse_selector
 from costwarden.errors import PolicyFileError
@@ -78,6 +80,8 @@ class _FileCheck:
     lines: dict[Location, int]
     data: Any
     registry: ActionRegistry
+    approver_groups: frozenset[str] | None = None
+    """The groups of ``approvals.groups``; None when the settings are not at hand."""
     problems: list[Problem] = field(default_factory=list)
 
     def add(
@@ -124,19 +128,33 @@ def policy_files(paths: Iterable[Path | str]) -> list[Path]:
     return files
 
 
+def load_configured_policies(settings: Settings) -> PolicySet:
+    """Load the policy files of ``settings.policy.paths``.
+
+    Approver groups are checked against ``approvals.groups`` when it defines at least one group.
+    """
+    return load_policies(
+        settings.policy.paths,
+        settings=settings.policy,
+        approver_groups=list(settings.approvals.groups) or None,
+    )
+
+
 def load_policies(
     paths: Iterable[Path | str],
     *,
     settings: PolicySettings | None = None,
     registry: ActionRegistry | None = None,
+    approver_groups: Collection[str] | None = None,
 ) -> PolicySet:
     """Load every policy file under ``paths`` into a ``PolicySet``.
 
     Raise ``PolicyFileError`` for the first file with problems, listing all of that file's
     problems, or for a policy name used in two files. ``registry`` defaults to every built-in
-    action.
+    action. ``approver_groups`` are the names in ``approvals.groups``: when given, an
+    ``approvers`` entry naming another group is a problem.
     """
-    reports = check_files(policy_files(paths), registry=registry)
+    reports = check_files(policy_files(paths), registry=registry, approver_groups=approver_groups)
     for report in reports:
         if report.problems:
             raise problems_error(report.path, report.problems)
@@ -146,11 +164,16 @@ def load_policies(
 
 
 def check_files(
-    paths: Sequence[Path], *, registry: ActionRegistry | None = None
+    paths: Sequence[Path],
+    *,
+    registry: ActionRegistry | None = None,
+    approver_groups: Collection[str] | None = None,
 ) -> list[FileReport]:
     """Check each file, then policy names across files; return one report per file."""
     registry = registry if registry is not None else builtin_actions()
-    reports = [check_file(path, registry=registry) for path in paths]
+    reports = [
+        check_file(path, registry=registry, approver_groups=approver_groups) for path in paths
+    ]
 
     seen: dict[str, Policy] = {}
     checked = []
@@ -169,7 +192,12 @@ def check_files(
     return checked
 
 
-def check_file(path: Path | str, *, registry: ActionRegistry | None = None) -> FileReport:
+def check_file(
+    path: Path | str,
+    *,
+    registry: ActionRegistry | None = None,
+    approver_groups: Collection[str] | None = None,
+) -> FileReport:
     """Read and validate one policy file, collecting every problem."""
     name = str(path)
     try:
@@ -183,20 +211,28 @@ def check_file(path: Path | str, *, registry: ActionRegistry | None = None) -> F
         return _fail(name, "not UTF-8 text; save the file as UTF-8", line)
     except OSError as exc:
         return _fail(name, f"cannot be read: {exc.strerror or exc}")
-    return check_text(text, name, registry=registry)
+    return check_text(text, name, registry=registry, approver_groups=approver_groups)
 
 
 def check_text(
-    text: str, path: str = "<policies>", *, registry: ActionRegistry | None = None
+    text: str,
+    path: str = "<policies>",
+    *,
+    registry: ActionRegistry | None = None,
+    approver_groups: Collection[str] | None = None,
 ) -> FileReport:
-    """Validate the text of a policy file; ``path`` names it in problems."""
+    """Validate the text of a policy file; ``path`` names it in problems.
+
+    ``approver_groups`` are the names in ``approvals.groups``; None skips that check.
+    """
     registry = registry if registry is not None else builtin_actions()
     try:
         data, lines = _parse_yaml(text)
     except _YamlProblem as problem:
         return _fail(path, problem.message, problem.line)
 
-    check = _FileCheck(path, lines, data, registry)
+    groups = frozenset(approver_groups) if approver_groups is not None else None
+    check = _FileCheck(path, lines, data, registry, groups)
     entries = _top_level(check)
     policies = [
         policy for index, entry in entries if (policy := _check_policy(check, index, entry))
@@ -320,6 +356,8 @@ def _check_policy(check: _FileCheck, index: int, entry: Any) -> Policy | None:
     except ValidationError as exc:
         for error in exc.errors():
             check.add(_message(error), (*location, *error["loc"]), policy=name, value=_value(error))
+        invalid = {tuple(error["loc"]) for error in exc.errors()}
+        _check_valid_parts(check, location, name, entry, invalid)
         return None
 
     before = len(check.problems)
@@ -380,43 +418,132 @@ def _rules(check: _FileCheck, location: Location, model: PolicyModel) -> tuple[A
     seen: set[str] = set()
     for index, entry in enumerate(model.actions):
         where = (*location, "actions", index)
-        if entry.action not in check.registry:
-            known = ", ".join(check.registry.names()) or "none are registered"
-            check.add(
-                f"unknown action {entry.action!r}; known actions: {known}",
-                (*where, "action"),
-                policy=model.name,
-                value=entry.action,
+        ok = _check_rule(check, where, model.name, entry.action, entry.mode, seen)
+        ok = _check_approvers(check, where, model.name, entry.approvers) and ok
+        if ok:
+            rules.append(
+                ActionRule(entry.action, entry.mode, tuple(entry.approvers), entry.min_approvals)
             )
-            continue
-        if entry.action in seen:
-            check.add(
-                f"{entry.action} is listed twice; give each action one entry",
-                (*where, "action"),
-                policy=model.name,
-                value=entry.action,
-            )
-            continue
-        seen.add(entry.action)
-        spec = check.registry.spec(entry.action)
-        if entry.mode == "auto" and not spec.auto_allowed:
-            missing = " and ".join(
-                word
-                for word, flag in (("safe", spec.safe), ("reversible", spec.reversible))
-                if not flag
-            )
-            check.add(
-                f"auto is allowed only for safe, reversible actions, and {entry.action} is not "
-                f"{missing}; use approve",
-                (*where, "mode"),
-                policy=model.name,
-                value=entry.mode,
-            )
-            continue
-        rules.append(
-            ActionRule(entry.action, entry.mode, tuple(entry.approvers), entry.min_approvals)
-        )
     return tuple(rules)
+
+
+def _check_rule(
+    check: _FileCheck,
+    where: Location,
+    policy: str,
+    action: str,
+    mode: str | None,
+    seen: set[str],
+) -> bool:
+    """Check one action entry: a registered action, listed once, auto only when allowed.
+
+    ``mode`` is None when the schema rejected it, so it is not checked again.
+    """
+    if action not in check.registry:
+        known = ", ".join(check.registry.names()) or "none are registered"
+        check.add(
+            f"unknown action {action!r}; known actions: {known}",
+            (*where, "action"),
+            policy=policy,
+            value=action,
+        )
+        return False
+    if action in seen:
+        check.add(
+            f"{action} is listed twice; give each action one entry",
+            (*where, "action"),
+            policy=policy,
+            value=action,
+        )
+        return False
+    seen.add(action)
+
+    spec = check.registry.spec(action)
+    if mode == "auto" and not spec.auto_allowed:
+        missing = " and ".join(
+            word
+            for word, flag in (("safe", spec.safe), ("reversible", spec.reversible))
+            if not flag
+        )
+        check.add(
+            f"auto is allowed only for safe, reversible actions, and {action} is not "
+            f"{missing}; use approve",
+            (*where, "mode"),
+            policy=policy,
+            value=mode,
+        )
+        return False
+    return True
+
+
+def _check_approvers(
+    check: _FileCheck, where: Location, policy: str, approvers: Sequence[Any]
+) -> bool:
+    """Check that each approver group is defined in ``approvals.groups``, when those are known.
+
+    Entries that are not strings are left to the schema.
+    """
+    if check.approver_groups is None:
+        return True
+    ok = True
+    for index, group in enumerate(approvers):
+        if not isinstance(group, str) or group in check.approver_groups:
+            continue
+        defined = ", ".join(sorted(check.approver_groups)) or "none, approvals.groups is empty"
+        check.add(
+            f"approver group {group!r} is not defined in approvals.groups (defined: {defined}); "
+            "add the group with its members to approvals.groups or fix the name",
+            (*where, "approvers", index),
+            policy=policy,
+            value=group,
+        )
+        ok = False
+    return ok
+
+
+def _check_valid_parts(
+    check: _FileCheck, location: Location, policy: str, entry: Any, invalid: set[Location]
+) -> None:
+    """Run the semantic checks on the parts of a policy that the schema did not reject.
+
+    ``invalid`` holds the locations of the schema errors inside the policy. A part is checked
+    only when it has the type the schema expects and no schema error is at or inside it.
+    """
+    if not isinstance(entry, dict):
+        return
+
+    def clean(*part: str | int) -> bool:
+        return not any(error[: len(part)] == part for error in invalid)
+
+    selector = entry.get("selector")
+    if isinstance(selector, dict):
+        labels = selector.get("labels")
+        if isinstance(labels, str) and labels and clean("selector", "labels"):
+            try:
+                parse_selector(labels)
+            except ValueError as exc:
+                check.add(str(exc), (*location, "selector", "labels"), policy=policy, value=labels)
+
+    condition = entry.get("condition")
+    if isinstance(condition, str) and condition and clean("condition"):
+        try:
+            compile_condition(condition)
+        except ConditionError as exc:
+            check.add(str(exc), (*location, "condition"), policy=policy, value=condition)
+
+    actions = entry.get("actions")
+    seen: set[str] = set()
+    for index, item in enumerate(actions if isinstance(actions, list) else []):
+        if not isinstance(item, dict):
+            continue
+        where = (*location, "actions", index)
+        action = item.get("action")
+        if isinstance(action, str) and action and clean("actions", index, "action"):
+            mode = item.get("mode") if clean("actions", index, "mode") else None
+            _check_rule(check, where, policy, action, mode, seen)
+        approvers = item.get("approvers")
+        if isinstance(approvers, list) and clean("actions", index, "approvers"):
+            _check_approvers(check, where, policy, approvers)
 
 
 def _entry_name(entry: Any, index: int) -> str:

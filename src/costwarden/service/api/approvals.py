@@ -8,7 +8,9 @@ records the decision and runs the action once the required approvals are in.
 Status codes of a decision: 200 when it was recorded (the body says whether the action ran),
 403 when it was refused, 404 for an unknown request, and 409 when it changed nothing (this
 caller already decided, or the request is no longer pending) or when the resource changed
-since the request was made. A run that fails for another reason returns 502.
+since the request was made, or when the labels or policies changed since the request was
+opened (``request_superseded``). A run that fails for another reason returns 502.
+``POST /approvals/{id}/retry`` runs a ``failed`` request again with its recorded votes.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from costwarden.actions.runner import run_json
 from costwarden.approvals import decide, find_request, request_json
-from costwarden.approvals.decisions import DecisionOutcome, decision_by
+from costwarden.approvals.decisions import DecisionOutcome, decision_by, retry
 from costwarden.approvals.requests import (
     audit_entries_of,
     decision_json,
@@ -198,6 +200,42 @@ def post_reject(
     return _decide(state, caller, request_id, "reject", body)
 
 
+@router.post(
+    "/approvals/{request_id}/retry",
+    response_model=DecisionResult,
+    summary="Run a failed request again",
+    description="Run the action of a failed request again with its recorded approvals, for "
+    "example after a Palette outage. Every check of a first run applies again, and approvals "
+    "older than approvals.ttl_hours no longer count.",
+    responses={
+        403: {"model": DecisionProblem, "description": "Refused: the request is not failed, it "
+              "expired, or the guard did not allow the run."},
+        404: {"description": "No such request."},
+        409: {"model": DecisionProblem, "description": "The resource, the labels or the "
+              "policies changed since the request."},
+        502: {"model": DecisionProblem, "description": "The change failed again."},
+    },
+)
+def post_retry(request_id: str, state: State, caller: Admin) -> Response:
+    tenant = state.settings.service.tenant
+    with state.store.transaction() as session:
+        record_id = find_request(session, tenant, request_id).id
+    try:
+        outcome = retry(state.store, state.settings, request_id=record_id, actor=caller.name,
+                        tenant=tenant)
+    except ApprovalError as exc:
+        return _problem(403, "retry_refused", str(exc), _summary(state, record_id))
+
+    logger.info("API caller %s retried request %s: %s", caller.name, record_id, outcome.message)
+    if outcome.status in ("failed", "superseded"):
+        return _failed(state, record_id, outcome)
+    result = DecisionResult(
+        outcome=outcome.status, message=outcome.message, run_id=outcome.run_id,
+        request=_detail(state, record_id),
+    )
+    return json_response(result)
+
+
 def _decide(
     state: ServiceState, caller: Caller, request_id: str, vote: Vote, body: DecisionBody | None
 ) -> Response:
@@ -220,7 +258,7 @@ def _decide(
                 outcome.message)
     if outcome.status == "unchanged":
         return _unchanged(state, record_id, caller, outcome)
-    if outcome.status == "failed":
+    if outcome.status in ("failed", "superseded"):
         return _failed(state, record_id, outcome)
     result = DecisionResult(
         outcome=outcome.status, message=outcome.message, run_id=outcome.run_id,
@@ -252,7 +290,8 @@ def _unchanged(
             f"at {decision.decided_at}); a second decision by the same person does not count"
         )
         return _problem(409, "already_decided", message, summary, decision)
-    code = "already_executed" if summary.status == "executed" else "request_closed"
+    codes = {"executed": "already_executed", "approved": "in_progress", "pending": "in_progress"}
+    code = codes.get(summary.status, "request_closed")
     return _problem(409, code, outcome.message, summary)
 
 
@@ -260,6 +299,8 @@ def _failed(state: ServiceState, record_id: str, outcome: DecisionOutcome) -> Re
     """Map the run failure of an approval that was recorded to 403, 409 or 502."""
     summary = _summary(state, record_id)
     message = f"the decision is recorded, but the action did not run: {outcome.message}"
+    if outcome.status == "superseded":
+        return _problem(409, "request_superseded", message, summary)
     if isinstance(outcome.error, ActionNotAllowedError):
         return _problem(403, "action_not_allowed", message, summary)
     if isinstance(outcome.error, StaleStateError):

@@ -148,6 +148,7 @@ def _title(outcome: DecisionOutcome) -> str:
         "executed": "Approved and applied",
         "failed": "Approved, but the change failed",
         "rejected": "Rejected",
+        "superseded": "Approved, but not run: the request is out of date",
         "unchanged": "Already decided",
     }
     return titles[outcome.status]
