@@ -25,13 +25,12 @@ from costwarden.notify.notice import Notice, Severity
 from costwarden.notify.registry import (
     CHANNELS,
     ActionLinks,
-    Channel,
     ChannelSettings,
     Delivery,
     SendResult,
 )
 from costwarden.notify.secrets import Secret
-from costwarden.notify.tickets import action_line, contributor_line, ticket_key
+from costwarden.notify.tickets import TicketChannel, action_line, contributor_line, ticket_key
 from costwarden.notify.trim import trim_text
 
 logger = logging.getLogger(__name__)
@@ -169,29 +168,22 @@ class JiraSettings(ChannelSettings):
 
 
 @CHANNELS.register("jira")
-class JiraChannel(Channel):
+class JiraChannel(TicketChannel):
     """Jira Cloud issues or Jira Service Management requests, with approval by transition."""
 
     settings_class = JiraSettings
     settings: JiraSettings
+    service = "Jira"
+    no_ticket_detail = "no open ticket to comment on"
 
-    def send(self, delivery: Delivery, client: httpx.Client) -> SendResult:
-        if delivery.event == "digest":
-            raise PermanentDeliveryError(
-                f"channel {self.name!r}: Jira channels take no digests", channel=self.name
-            )
-        notice = delivery.notice
-        links = delivery.links.get(notice.alert_id)
-
-        if delivery.event == "trigger":
-            return self._trigger(delivery, notice, links, client)
-
-        key = delivery.external_ref or self.find_open(ticket_key(notice), client)
-        if key is None:
-            if delivery.event == "resolve":
-                return SendResult(detail="no open ticket to comment on")
-            return self._trigger(delivery, notice, links, client)
-
+    def _follow_up(
+        self,
+        delivery: Delivery,
+        key: str,
+        notice: Notice,
+        links: ActionLinks | None,
+        client: httpx.Client,
+    ) -> SendResult:
         heading = "The risk went away" if delivery.event == "resolve" else "Alert updated"
         self.add_comment(key, alert_document(notice, links, heading), client)
         return SendResult(external_ref=key, detail=f"commented on {key}")

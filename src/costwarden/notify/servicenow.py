@@ -23,14 +23,13 @@ from costwarden.notify.notice import Notice, Severity
 from costwarden.notify.registry import (
     CHANNELS,
     ActionLinks,
-    Channel,
     ChannelSettings,
     Delivery,
     InboundResponse,
     SendResult,
 )
 from costwarden.notify.secrets import Secret
-from costwarden.notify.tickets import plain_text, ticket_key
+from costwarden.notify.tickets import TicketChannel, plain_text, ticket_key
 from costwarden.notify.trim import trim_text
 
 logger = logging.getLogger(__name__)
@@ -122,33 +121,26 @@ class ServiceNowSettings(ChannelSettings):
 
 
 @CHANNELS.register("servicenow")
-class ServiceNowChannel(Channel):
+class ServiceNowChannel(TicketChannel):
     """ServiceNow incidents or change requests through the Table API, with polled approvals."""
 
     settings_class = ServiceNowSettings
     settings: ServiceNowSettings
+    service = "ServiceNow"
+    no_ticket_detail = "no open record to note"
 
     @property
     def polls(self) -> bool:
         return self.settings.table == "change_request"
 
-    def send(self, delivery: Delivery, client: httpx.Client) -> SendResult:
-        if delivery.event == "digest":
-            raise PermanentDeliveryError(
-                f"channel {self.name!r}: ServiceNow channels take no digests", channel=self.name
-            )
-        notice = delivery.notice
-        links = delivery.links.get(notice.alert_id)
-
-        if delivery.event == "trigger":
-            return self._trigger(delivery, notice, links, client)
-
-        sys_id = delivery.external_ref or self.find_open(ticket_key(notice), client)
-        if sys_id is None:
-            if delivery.event == "resolve":
-                return SendResult(detail="no open record to note")
-            return self._trigger(delivery, notice, links, client)
-
+    def _follow_up(
+        self,
+        delivery: Delivery,
+        sys_id: str,
+        notice: Notice,
+        links: ActionLinks | None,
+        client: httpx.Client,
+    ) -> SendResult:
         if delivery.event == "resolve":
             return self._resolve(sys_id, notice, client)
         self.add_work_note(sys_id, _note(notice, "Alert updated", links), client)

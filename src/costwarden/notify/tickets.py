@@ -8,11 +8,67 @@ alert kinds get one ticket per alert id.
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING, ClassVar
 
+from costwarden.errors import PermanentDeliveryError
 from costwarden.notify.notice import Notice
-from costwarden.notify.registry import ActionLinks
+from costwarden.notify.registry import ActionLinks, Channel, Delivery, SendResult
+
+if TYPE_CHECKING:
+    import httpx
 
 TICKET_KEY_PREFIX = "costwarden-"
+
+
+class TicketChannel(Channel):
+    """Base class of channels that keep one ticket per alert (see ``ticket_key``).
+
+    A trigger opens the ticket. An update or resolve follows up on the ticket stored for the
+    alert, or on an open ticket found by its key; with neither, an update opens a ticket and a
+    resolve does nothing. Subclasses set ``service`` and ``no_ticket_detail`` and implement
+    ``_trigger``, ``find_open`` and ``_follow_up``.
+    """
+
+    service: ClassVar[str] = ""
+    no_ticket_detail: ClassVar[str] = "no open ticket"
+
+    def send(self, delivery: Delivery, client: httpx.Client) -> SendResult:
+        if delivery.event == "digest":
+            raise PermanentDeliveryError(
+                f"channel {self.name!r}: {self.service} channels take no digests",
+                channel=self.name,
+            )
+        notice = delivery.notice
+        links = delivery.links.get(notice.alert_id)
+
+        if delivery.event == "trigger":
+            return self._trigger(delivery, notice, links, client)
+
+        ref = delivery.external_ref or self.find_open(ticket_key(notice), client)
+        if ref is None:
+            if delivery.event == "resolve":
+                return SendResult(detail=self.no_ticket_detail)
+            return self._trigger(delivery, notice, links, client)
+
+        return self._follow_up(delivery, ref, notice, links, client)
+
+    def _trigger(
+        self, delivery: Delivery, notice: Notice, links: ActionLinks | None, client: httpx.Client
+    ) -> SendResult:
+        raise NotImplementedError
+
+    def find_open(self, key: str, client: httpx.Client) -> str | None:
+        raise NotImplementedError
+
+    def _follow_up(
+        self,
+        delivery: Delivery,
+        ref: str,
+        notice: Notice,
+        links: ActionLinks | None,
+        client: httpx.Client,
+    ) -> SendResult:
+        raise NotImplementedError
 
 
 def ticket_key(notice: Notice) -> str:
