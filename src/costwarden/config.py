@@ -754,12 +754,12 @@ class DeliverySettings(BaseModel):
     backoff_base_seconds: float = Field(
         5.0, ge=0, description="First retry delay; it doubles per attempt, with jitter."
     )
-    backoff_max_seconds: float = Field(3600.0, ge=0, description="Longest retry delay.")
+    backoff_max_seconds: float = Field(3600.0, ge=0, description="Maximum retry delay.")
     retry_after_max_seconds: float = Field(
         3600.0,
         gt=0,
         le=86400,
-        description="Longest wait a receiver's Retry-After header can ask for; a longer one, "
+        description="Maximum wait that a receiver's Retry-After header can request; a longer one, "
         "or an HTTP date further ahead, waits this long. It also bounds how long the channel "
         "pauses.",
     )
@@ -1030,7 +1030,7 @@ class GitOpsRepositorySettings(BaseModel):
     max_retry_wait_seconds: float = Field(
         60.0,
         ge=0,
-        description="Longest wait before a retry; a longer Retry-After or rate-limit reset fails "
+        description="Maximum wait before a retry; a longer Retry-After or rate-limit reset fails "
         "the action instead of blocking it.",
     )
 
