@@ -173,9 +173,31 @@ def test_expired_request_is_refused(store: Store, sqlite_url: str) -> None:
     assert decisions(store) == 0
 
 
+BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def test_token_other_spelling_rejected() -> None:
+    signer = ApprovalTokenSigner(SECRET)
+    token = signer.issue("r-1", "d" * 64, "approve", NOW + timedelta(hours=1))
+    accepted = []
+
+    for index in range(len("apr1."), len(token)):
+        for char in BASE64URL + ".":
+            tampered = token[:index] + char + token[index + 1:]
+            if tampered == token:
+                continue
+            try:
+                signer.verify(tampered, NOW)
+            except ApprovalError:
+                continue
+            accepted.append((index, char))
+
+    assert accepted == []
+
+
 @hypothesis_settings(max_examples=100, deadline=None,
                      suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(position=st.integers(min_value=5, max_value=400), char=st.sampled_from("AbZ09_-."))
+@given(position=st.integers(min_value=5, max_value=400), char=st.sampled_from(BASE64URL + "."))
 def test_tampered_tokens_never_verify(position: int, char: str) -> None:
     signer = ApprovalTokenSigner(SECRET)
     token = signer.issue("r-1", "d" * 64, "approve", NOW + timedelta(hours=1))

@@ -74,6 +74,23 @@ def test_forged_signature_rejected(signer: LinkSigner) -> None:
         signer.verify(f"{payload}.{flipped}", now=NOW)
 
 
+def test_link_spare_bits_rejected(signer: LinkSigner) -> None:
+    """Base64 ignores the spare bits of a segment's last character; a link with another last character is rejected."""
+    token = signer.token(ALERT_ID, "t", "approve", now=NOW)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    spellings = [token[:-1] + char for char in alphabet if char != token[-1]]
+
+    accepted = []
+    for spelling in spellings:
+        try:
+            signer.verify(spelling, now=NOW)
+        except CallbackError:
+            continue
+        accepted.append(spelling)
+
+    assert accepted == []
+
+
 def test_changed_action_rejected(signer: LinkSigner) -> None:
     """A token whose payload is swapped for another action keeps its old signature: rejected."""
     token = signer.token(ALERT_ID, "t", "reject", now=NOW)

@@ -20,6 +20,7 @@ from itsdangerous import BadData, URLSafeSerializer
 
 from costwarden.domain.governance import Vote
 from costwarden.errors import ApprovalError
+from costwarden.notify.links import loads_canonical
 
 PREFIX = "apr1."
 """Start of every approval token; the version lets the format change later."""
@@ -71,7 +72,7 @@ class ApprovalTokenSigner:
         if not is_approval_token(token):
             raise ApprovalError("the approval token is malformed: it does not start with apr1.")
         try:
-            raw: Any = self._serializer.loads(token[len(PREFIX):])
+            raw: Any = loads_canonical(self._serializer, token[len(PREFIX):])
         except BadData:
             raise ApprovalError(
                 "the approval token is invalid: its signature does not match; use the buttons "

@@ -80,7 +80,7 @@ class LinkSigner:
         """Return the claims of a token; raise ``CallbackError`` when it is forged, malformed
         or expired."""
         try:
-            claims: Any = self._serializer.loads(token)
+            claims: Any = loads_canonical(self._serializer, token)
         except BadData:
             raise CallbackError(
                 "the approval link is invalid: its signature or content does not match; use "
@@ -95,6 +95,19 @@ class LinkSigner:
                 f"for {hours} hours (notify.link_ttl_hours)"
             )
         return parsed
+
+
+def loads_canonical(serializer: URLSafeSerializer, token: str) -> Any:
+    """Return the payload of ``token``, or raise ``BadData`` when signing that payload again
+    gives other text.
+
+    Base64 ignores the spare low bits of a segment's last character, so another last character
+    can decode to the same bytes. The comparison accepts only the spelling that was issued.
+    """
+    payload = serializer.loads(token)
+    if serializer.dumps(payload) != token:
+        raise BadData("the token is invalid: it is not in canonical form")
+    return payload
 
 
 def _parse_claims(claims: Any) -> LinkClaims:
