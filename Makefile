@@ -23,8 +23,9 @@ postgres:
 prometheus:
 	@bash scripts/ensure-prometheus.sh
 
+# The suite runs on every core, at most 4: each worker starts its own PostgreSQL and Prometheus.
 test: install postgres prometheus
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --numprocesses auto --maxprocesses 4
 
 bench: install
 	$(BIN)/pip install --quiet -e '.[test,bench]'

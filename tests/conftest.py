@@ -24,6 +24,12 @@ from prometheus_fixtures import (  # noqa: F401
 
 from costwarden.store import Store
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # xdist workers inherit the controller's terminal size as COLUMNS and LINES. The CLI then
+    # sizes tables for 80 columns instead of its 120-column default for pipes, so drop them.
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
