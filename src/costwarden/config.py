@@ -9,6 +9,7 @@ Nested settings use one underscore after the group in the environment, for examp
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import logging
 import os
 import re
@@ -643,7 +644,7 @@ class ServiceSettings(BaseModel):
 
 
 MIN_LINK_SECRET_BYTES = 32
-NOTICE_KINDS = ("budget", "anomaly", "quota", "recommendation")
+NOTICE_KINDS = ("budget", "anomaly", "quota", "recommendation", "rollback")
 SEVERITIES = ("info", "warning", "critical")
 
 
@@ -657,7 +658,7 @@ class RouteSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, description="Name of the rule, shown in delivery records.")
-    kinds: list[Literal["budget", "anomaly", "quota", "recommendation"]] | None = Field(
+    kinds: list[Literal["budget", "anomaly", "quota", "recommendation", "rollback"]] | None = Field(
         None, description="Alert kinds the rule takes; all when unset."
     )
     min_severity: Literal["info", "warning", "critical"] = Field(
@@ -1019,6 +1020,13 @@ class GitOpsRepositorySettings(BaseModel):
     labels: list[str] = Field(
         default_factory=lambda: ["costwarden"], description="Labels of new pull requests."
     )
+    clusters: list[str] = Field(
+        default_factory=list,
+        description="Cluster name patterns (shell globs such as prod-*) whose machine pools this "
+        "repository defines. A pass proposes their pool changes as gitops.pull_request here "
+        "instead of Palette API calls, which the next GitOps sync would revert. Needs exactly "
+        "one file with a pool_key.",
+    )
     author_name: str = Field("costwarden", description="Author and committer name of commits.")
     author_email: str = Field(
         "costwarden@localhost", description="Author and committer email of commits."
@@ -1048,10 +1056,21 @@ class GitOpsRepositorySettings(BaseModel):
             raise ValueError(f"{value!r} is not an http(s) URL such as https://api.github.com")
         return value.rstrip("/") if value else value
 
+    @property
+    def pool_file(self) -> str | None:
+        """Name of the file that holds machine pool values: the only one with a pool_key."""
+        names = [name for name, file in self.files.items() if file.pool_key is not None]
+        return names[0] if len(names) == 1 else None
+
     @model_validator(mode="after")
     def _token_for_apis(self) -> GitOpsRepositorySettings:
         if self.provider != "local" and self.token is None:
             raise ValueError(f"provider {self.provider} needs a token")
+        if self.clusters and self.pool_file is None:
+            raise ValueError(
+                "clusters is set, so exactly one file needs a pool_key to receive the pool "
+                "changes; set pool_key on one file"
+            )
         if self.provider == "github" and not re.fullmatch(r"[\w.-]+/[\w.-]+", self.repository):
             raise ValueError(f"{self.repository!r} is not a GitHub repository as owner/name")
         return self
@@ -1065,6 +1084,15 @@ class GitOpsSettings(BaseModel):
     repositories: dict[str, GitOpsRepositorySettings] = Field(
         default_factory=dict, description="Repositories by name; actions name one."
     )
+
+    def repository_for(self, cluster: str | None) -> str | None:
+        """Return the name of the first repository whose ``clusters`` match ``cluster``."""
+        if not cluster:
+            return None
+        for name, repository in self.repositories.items():
+            if any(fnmatch.fnmatchcase(cluster, pattern) for pattern in repository.clusters):
+                return name
+        return None
 
 
 class KubernetesActionSettings(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -151,30 +152,65 @@ def test_rollback_after_apply(
     cluster, pool, request = resize_request(sim)
     decision = decision_for(request)
     votes = [approval(request)]
-    runner.run(session, request, decision, votes, mode="apply", context=context, now=NOW)
+    applied = runner.run(
+        session, request, decision, votes, mode="apply", context=context, now=NOW
+    )
+    rollback = replace(runner.applied_request(session, applied), rollback_of=applied.id)
 
     record = runner.run(
-        session, request, decision, votes, mode="rollback", context=context, now=NOW
+        session, rollback, decision_for(rollback), [approval(rollback)], mode="rollback",
+        context=context, now=NOW,
     )
 
+    assert rollback.digest != request.digest
     assert record.status == "succeeded"
     assert current_pool(sim, cluster.uid, pool.name).size == pool.size
     kinds = [entry.kind for entry in audit_entries(session, context.tenant)]
     assert kinds == ["action", "rollback"]
 
 
+def test_apply_votes_do_not_roll_back(
+    sim: SimulatorServer, context: ActionContext, session: Session
+) -> None:
+    cluster, pool, request = resize_request(sim)
+    votes = [approval(request)]
+    applied = runner.run(
+        session, request, decision_for(request), votes, mode="apply", context=context, now=NOW
+    )
+    rollback = replace(request, rollback_of=applied.id)
+
+    with pytest.raises(ActionNotAllowedError, match="0 valid"):
+        runner.run(
+            session, rollback, decision_for(rollback), votes, mode="rollback", context=context,
+            now=NOW,
+        )
+    assert current_pool(sim, cluster.uid, pool.name).size != pool.size
+
+
+def test_rollback_needs_rollback_request(
+    sim: SimulatorServer, context: ActionContext, session: Session
+) -> None:
+    _, _, request = resize_request(sim)
+
+    with pytest.raises(ValueError, match="rollback_of"):
+        runner.run(
+            session, request, decision_for(request), [approval(request)], mode="rollback",
+            context=context, now=NOW,
+        )
+
+
 def test_rollback_without_apply_is_refused(
     sim: SimulatorServer, context: ActionContext, session: Session
 ) -> None:
     cluster, pool, request = resize_request(sim)
-    decision = decision_for(request)
+    rollback = replace(request, rollback_of="00000000-0000-0000-0000-000000000000")
 
-    with pytest.raises(ActionNotAllowedError, match="never applied"):
+    with pytest.raises(ActionNotAllowedError, match="is not recorded"):
         runner.run(
             session,
-            request,
-            decision,
-            [approval(request)],
+            rollback,
+            decision_for(rollback),
+            [approval(rollback)],
             mode="rollback",
             context=context,
             now=NOW,

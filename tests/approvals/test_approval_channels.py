@@ -26,7 +26,6 @@ from approval_helpers import (
     request_status,
     running_service,
     seed_cluster,
-    simulator_settings,
     wait_for,
     write_policy,
 )
@@ -54,12 +53,6 @@ POOL = "gpu-training"
 JIRA_CHANNEL = "finops-jira"
 JIRA_SECRET = "jira-webhook-secret-for-approvals-2c7e"
 APPROVER = "557058:dana-approver"
-
-
-@pytest.fixture
-def sim() -> Iterator[SimulatorServer]:
-    with SimulatorServer(simulator_settings()) as server:
-        yield server
 
 
 @pytest.fixture

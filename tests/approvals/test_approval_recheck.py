@@ -19,7 +19,6 @@ from approval_helpers import (
     relabel_in_palette,
     request_status,
     seed_cluster,
-    simulator_settings,
     write_policy,
 )
 from pydantic import SecretStr
@@ -38,12 +37,6 @@ CLUSTER = "ml-training-eks"
 POOL = "gpu-training"
 DEV = {"env": "dev"}
 PROD = {"env": "prod"}
-
-
-@pytest.fixture
-def sim() -> Iterator[SimulatorServer]:
-    with SimulatorServer(simulator_settings()) as server:
-        yield server
 
 
 @pytest.fixture

@@ -3,13 +3,11 @@ Palette simulator receiving the approved change."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, get_args
 
 import httpx
-import pytest
 from approval_helpers import (
     approval_settings,
     audit_events,
@@ -23,7 +21,6 @@ from approval_helpers import (
     resize_directly,
     running_service,
     seed_cluster,
-    simulator_settings,
     write_policy,
 )
 from sqlalchemy import select
@@ -50,12 +47,6 @@ API_KEYS = [
 ]
 DEV = {"env": "dev"}
 PRODUCTION = {"env": "production"}
-
-
-@pytest.fixture
-def sim() -> Iterator[SimulatorServer]:
-    with SimulatorServer(simulator_settings()) as server:
-        yield server
 
 
 def make_settings(database_url: str, sim: SimulatorServer, tmp_path: Path, **overrides: Any

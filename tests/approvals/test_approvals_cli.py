@@ -20,7 +20,6 @@ from approval_helpers import (
     request_status,
     resize_directly,
     seed_cluster,
-    simulator_settings,
     write_policy,
 )
 from typer.testing import CliRunner
@@ -34,12 +33,6 @@ from costwarden.store import Store
 CLUSTER = "ml-training-eks"
 POOL = "gpu-training"
 OTHER_POOL = "worker-pool"
-
-
-@pytest.fixture
-def sim() -> Iterator[SimulatorServer]:
-    with SimulatorServer(simulator_settings()) as server:
-        yield server
 
 
 def cli_config(tmp_path: Path, sim: SimulatorServer, *, approvers: tuple[str, ...] = (),

@@ -104,6 +104,7 @@ def add_run(
     params: dict[str, Any] | None = None,
     namespace: str | None = None,
     run_key: str | None = None,
+    rollback_of: str | None = None,
 ) -> ActionRunRecord:
     """Insert an action run that finished at 14:00 UTC on ``day``."""
     started = datetime.combine(day, time(14, 0), UTC)
@@ -129,6 +130,7 @@ def add_run(
         error=None,
         started_at=started,
         finished_at=started + timedelta(minutes=1),
+        rollback_of=rollback_of,
     )
     session.add(run)
     session.flush()

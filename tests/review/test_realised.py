@@ -163,13 +163,13 @@ def test_incomplete_windows_wait(sqlite_store):
 def test_rollback_ends_windows(sqlite_store):
     seed_fleet(sqlite_store, drops={"c1": CHANGE_DAY})
     with sqlite_store.transaction() as session:
-        add_run(session, cluster_uid="c1", day=CHANGE_DAY, run_key="change-1:apply")
+        applied = add_run(session, cluster_uid="c1", day=CHANGE_DAY)
         add_run(
             session,
             cluster_uid="c1",
             day=CHANGE_DAY + timedelta(days=10),
             mode="rollback",
-            run_key="change-1:rollback",
+            rollback_of=applied.id,
         )
 
     _record(sqlite_store)

@@ -132,3 +132,12 @@ class ActionContext:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+ContextFactory = Callable[[Settings, str], ActionContext]
+"""Builds the action context of a tenant; tests pass one with a simulator transport."""
+
+
+def default_context(settings: Settings, tenant: str) -> ActionContext:
+    """Return a context that reaches Palette at ``palette.url`` for ``tenant``."""
+    return ActionContext(settings=settings, tenant=tenant)

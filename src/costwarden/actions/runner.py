@@ -5,7 +5,7 @@ An apply or rollback first passes ``costwarden.policy.guard.authorize``; a refus
 with the status ``refused`` and raised, and nothing is sent anywhere.
 
 Idempotency: an apply claims the run key ``<request digest>:apply`` (a rollback
-``<request digest>:rollback``) by inserting its row before it calls the action. The key is
+``<rollback request digest>:rollback``) by inserting its row before it calls the action. The key is
 unique, so a second approval click or a concurrent duplicate finds the row already there, runs
 nothing, and gets the first run's record back. A failed run renames its key to
 ``<key>:failed:<run id>``, which frees the key for a later retry of the same change. The retry
@@ -35,16 +35,17 @@ from costwarden.actions import load_builtin
 from costwarden.actions.context import ActionContext
 from costwarden.actions.registry import ACTIONS, ActionOutcome
 from costwarden.audit import trail
-from costwarden.domain.governance import ActionRequest, ApprovalVote, PolicyDecision
+from costwarden.domain.governance import ActionRequest, ActionScope, ApprovalVote, PolicyDecision
 from costwarden.errors import (
     ActionError,
     ActionNotAllowedError,
+    AuditIntegrityError,
     CostwardenError,
     GovernanceError,
     NotFoundError,
 )
 from costwarden.policy.guard import GuardRules, authorize
-from costwarden.store.tables import ActionRunRecord
+from costwarden.store.tables import ActionRunRecord, AuditEntryRecord
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,11 @@ def run(
     """
     if mode not in RUN_MODES:
         raise ValueError(f"run mode {mode!r} is invalid; use one of {', '.join(RUN_MODES)}")
+    if (mode == "rollback") != (request.rollback_of is not None):
+        raise ValueError(
+            "a rollback needs a request with rollback_of set to the apply run it undoes, and "
+            "only a rollback may have one"
+        )
     spec = ACTIONS.spec(request.action)
     action = spec.factory()
     if mode == "dry_run":
@@ -202,16 +208,85 @@ def _authorize(
 
 
 def _undo_of(session: Session, request: ActionRequest) -> Mapping[str, Any]:
-    """Return the undo data of the succeeded apply of ``request``."""
-    applied = find_by_key(session, run_key(request, "apply"))
-    if applied is None or applied.status != "succeeded":
+    """Return the undo data of the succeeded apply run that ``request.rollback_of`` names."""
+    applied = session.get(ActionRunRecord, request.rollback_of)
+    if applied is None or applied.mode != "apply" or applied.status != "succeeded":
         state = (
-            "was never applied" if applied is None else f"has an apply in status {applied.status}"
+            "is not recorded" if applied is None
+            else f"is a {applied.mode} in status {applied.status}"
         )
         raise ActionNotAllowedError(
-            f"{request.action}: this change {state}, so there is nothing to roll back"
+            f"{request.action}: run {request.rollback_of} {state}, so there is nothing to roll "
+            "back; only a succeeded apply can be rolled back"
+        )
+    same_change = (
+        applied.action == request.action
+        and _place(applied.target or {}) == _place(request.scope.as_dict())
+        and dict(applied.params or {}) == dict(request.params)
+    )
+    if not same_change:
+        raise ActionNotAllowedError(
+            f"{request.action}: run {applied.id} applied {applied.action} with other parameters "
+            "or on another scope than this rollback names; nothing is rolled back"
         )
     return dict((applied.result or {}).get("undo") or {})
+
+
+def _place(target: Mapping[str, Any]) -> dict[str, Any]:
+    """Return what names a resource in a scope: everything but its labels, which may change."""
+    return {key: value for key, value in target.items() if key != "labels"}
+
+
+def applied_request(session: Session, record: ActionRunRecord) -> ActionRequest:
+    """Rebuild the action request that the apply run ``record`` ran, from its audit entry.
+
+    The entry records the subject and the expected state, which the run row lacks. The rebuilt
+    request must have the digest in the run's key, so an edited entry or row is caught. Raises
+    ``ActionNotAllowedError`` when ``record`` is not a succeeded apply, and
+    ``AuditIntegrityError`` when the entry is missing or disagrees with the row.
+    """
+    if record.mode != "apply" or record.status != "succeeded":
+        raise ActionNotAllowedError(
+            f"run {record.id} is a {record.mode} in status {record.status}; only a succeeded "
+            "apply can be rolled back"
+        )
+    if not (record.result or {}).get("undo"):
+        raise ActionNotAllowedError(
+            f"run {record.id} recorded no undo data (it was resolved by hand or changed "
+            "nothing); undo it in Palette by hand"
+        )
+    entry = session.scalars(
+        select(AuditEntryRecord)
+        .where(
+            AuditEntryRecord.tenant == record.tenant,
+            AuditEntryRecord.kind == "action",
+            AuditEntryRecord.detail["run_id"].as_string() == record.id,
+            AuditEntryRecord.detail["action"].as_string() == record.action,
+        )
+        .order_by(AuditEntryRecord.seq.desc())
+        .limit(1)
+    ).first()
+    if entry is None:
+        raise AuditIntegrityError(
+            f"run {record.id} has no audit entry, so the change it made cannot be rebuilt; run "
+            "'costwarden audit verify'"
+        )
+    detail = entry.detail or {}
+    request = ActionRequest(
+        action=str(detail.get("action")),
+        scope=ActionScope.from_dict(detail.get("scope") or {}),
+        params=dict(detail.get("params") or {}),
+        subject_kind="alert" if detail.get("subject_kind") == "alert" else "recommendation",
+        subject_id=str(detail.get("subject_id")),
+        expected=dict(detail.get("expected") or {}),
+    )
+    if record.run_key != run_key(request, "apply"):
+        raise AuditIntegrityError(
+            f"run {record.id}: the change in its audit entry does not match the run's key, so "
+            "the row or the entry was edited; nothing is rolled back. Run 'costwarden audit "
+            "verify'"
+        )
+    return request
 
 
 def _claim(
@@ -341,6 +416,7 @@ def _new_record(
         error=None,
         started_at=now,
         finished_at=None,
+        rollback_of=request.rollback_of,
     )
 
 
@@ -483,6 +559,7 @@ def run_json(record: ActionRunRecord) -> dict[str, Any]:
         "error": record.error,
         "started_at": record.started_at.isoformat() if record.started_at else None,
         "finished_at": record.finished_at.isoformat() if record.finished_at else None,
+        "rollback_of": record.rollback_of,
     }
 
 

@@ -26,7 +26,7 @@ import hashlib
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -36,7 +36,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from costwarden.actions import runner
-from costwarden.actions.context import ActionContext
+from costwarden.actions.context import ActionContext, ContextFactory, default_context
+from costwarden.actions.runner import RunMode
 from costwarden.approvals.recheck import LIVE, STORED, live_labels, recheck, stored_labels
 from costwarden.approvals.requests import (
     decisions_of,
@@ -91,11 +92,6 @@ class DecisionOutcome:
     error: CostwardenError | None = None
 
 
-ContextFactory = Callable[[Settings, str], ActionContext]
-
-
-def _default_context(settings: Settings, tenant: str) -> ActionContext:
-    return ActionContext(settings=settings, tenant=tenant)
 
 
 def decide(
@@ -112,7 +108,7 @@ def decide(
     tenant: str | None = None,
     digest: str | None = None,
     per_actor_token: bool = False,
-    context_factory: ContextFactory = _default_context,
+    context_factory: ContextFactory = default_context,
 ) -> DecisionOutcome:
     """Record one approve or reject and run the action when the approvals are complete.
 
@@ -476,13 +472,10 @@ def execute(
     *,
     now: datetime,
     actor: str,
-    context_factory: ContextFactory = _default_context,
+    context_factory: ContextFactory = default_context,
 ) -> DecisionOutcome:
-    """Run the approved action of ``record`` through the runner and store the result.
-
-    NOTE: approval requests cover applies only. No command or endpoint opens a request for the
-    rollback of an executed run, so ``runner.run(mode="rollback")`` is reachable from code only.
-    """
+    """Run the approved change of ``record`` through the runner and store the result: the
+    apply, or for a rollback request (``rollback_of``) the rollback of the run it names."""
     if not settings.actions.enabled:
         message = (
             f"{record.action} is approved, but actions.enabled is false, so nothing ran; it "
@@ -514,7 +507,7 @@ def execute(
         )
         run = runner.run(
             session, request, decision, votes,
-            mode="apply", context=context, now=now, request_id=record.id, actor=actor,
+            mode=_mode(record), context=context, now=now, request_id=record.id, actor=actor,
         )
     except CostwardenError as exc:
         # The runner recorded a refused or failed run; a refusal before it is audited here. A
@@ -526,7 +519,7 @@ def execute(
         logger.warning("approved %s of request %s did not run: %s", record.action, record.id, exc)
         return DecisionOutcome(
             "failed", record.id, record.status, f"{record.action} did not run: {exc}",
-            _latest_apply_run(session, record.id), error=exc,
+            _latest_run(session, record), error=exc,
         )
     finally:
         context.close()
@@ -549,11 +542,15 @@ def execute(
     )
 
 
-def _latest_apply_run(session: Session, request_id: str) -> str | None:
-    """Return the id of the newest apply run recorded for a request, or None."""
+def _mode(record: ApprovalRequestRecord) -> RunMode:
+    return "rollback" if record.rollback_of else "apply"
+
+
+def _latest_run(session: Session, record: ApprovalRequestRecord) -> str | None:
+    """Return the id of the newest apply (or rollback) run recorded for a request, or None."""
     return session.scalar(
         select(ActionRunRecord.id)
-        .where(ActionRunRecord.request_id == request_id, ActionRunRecord.mode == "apply")
+        .where(ActionRunRecord.request_id == record.id, ActionRunRecord.mode == _mode(record))
         .order_by(ActionRunRecord.started_at.desc())
         .limit(1)
     )
@@ -643,7 +640,7 @@ def retry(
     actor: str,
     now: datetime | None = None,
     tenant: str | None = None,
-    context_factory: ContextFactory = _default_context,
+    context_factory: ContextFactory = default_context,
 ) -> DecisionOutcome:
     """Run a ``failed`` request again with its recorded votes, for example after a Palette
     outage or a wrong API key.

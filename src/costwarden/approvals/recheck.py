@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from costwarden.actions.context import ActionContext
-from costwarden.approvals.requests import stored_action_request
+from costwarden.approvals.requests import cluster_facts, stored_action_request
 from costwarden.domain.governance import ActionScope, PolicyDecision
 from costwarden.policy import PolicySet
 from costwarden.store.tables import ApprovalRequestRecord, Cluster, Namespace
@@ -111,13 +111,7 @@ def request_facts(record: ApprovalRequestRecord, scope: ActionScope) -> dict[str
                 "risk": evidence.get("risk"),
             },
         }
-    facts["cluster"] = {
-        "name": scope.cluster,
-        "uid": scope.cluster_uid,
-        "project": scope.project,
-        "cloud": scope.cloud,
-        "labels": dict(scope.labels),
-    }
+    facts["cluster"] = cluster_facts(scope)
     return facts
 
 

@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from costwarden.audit import trail
+from costwarden.config import GitOpsSettings
 from costwarden.domain.governance import (
     ActionRequest,
     ActionScope,
@@ -60,11 +61,15 @@ SYSTEM_ACTOR = "costwarden"
 # -- recommendations to action requests -------------------------------------------------------
 
 
-def action_request(session: Session, item: Mapping[str, Any]) -> ActionRequest | None:
+def action_request(
+    session: Session, item: Mapping[str, Any], gitops: GitOpsSettings | None = None
+) -> ActionRequest | None:
     """Return the action request of a recommendation dict (``Recommendation.to_dict()``).
 
-    Returns None when no registered action applies the recommendation: only machine pool
-    changes map to actions so far (resize, capacity type, instance type).
+    Machine pool changes (resize, capacity type, instance type) map to the Palette action. On a
+    cluster that a GitOps repository defines (``actions.gitops.repositories.*.clusters``) they
+    map to ``gitops.pull_request`` on that repository instead, so Git stays the source of truth.
+    Returns None when no registered action applies the recommendation.
     """
     target = item.get("target") or {}
     if target.get("kind") != "MachinePool":
@@ -84,6 +89,9 @@ def action_request(session: Session, item: Mapping[str, Any]) -> ActionRequest |
             item.get("id"), target.get("cluster"),
         )
         return None
+    repository = gitops.repository_for(scope.cluster) if gitops is not None else None
+    if repository is not None:
+        action, params = "gitops.pull_request", _pull_request_params(item, repository, params)
     return ActionRequest(
         action=action,
         scope=scope,
@@ -92,6 +100,25 @@ def action_request(session: Session, item: Mapping[str, Any]) -> ActionRequest |
         subject_id=str(item["id"]),
         expected=expected,
     )
+
+
+def _pull_request_params(
+    item: Mapping[str, Any], repository: str, pool_params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Return the ``gitops.pull_request`` parameters of a pool change in ``repository``.
+
+    The file is the repository's only file with a pool_key. The pool's minimum size stays as
+    the file has it, because the pull request changes only the fields the recommendation names.
+    The savings estimate is left out: it moves from pass to pass, and a parameter that moves
+    would give the same change a new digest and clear its approvals.
+    """
+    target = item.get("target") or {}
+    return {
+        "repository": repository,
+        "pool": str(target.get("pool") or target.get("name")),
+        **{key: value for key, value in pool_params.items() if key != "min_size"},
+        "title": str(item.get("title")),
+    }
 
 
 def _pool_action(item: Mapping[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
@@ -137,13 +164,7 @@ def recommendation_facts(item: Mapping[str, Any], scope: ActionScope) -> dict[st
     savings = item.get("savings") or {}
     before = item.get("before") or {}
     return {
-        "cluster": {
-            "name": scope.cluster,
-            "uid": scope.cluster_uid,
-            "project": scope.project,
-            "cloud": scope.cloud,
-            "labels": dict(scope.labels),
-        },
+        "cluster": cluster_facts(scope),
         "pool": {"name": scope.name, "size": before.get("size")},
         "recommendation": {
             "id": item.get("id"),
@@ -153,6 +174,17 @@ def recommendation_facts(item: Mapping[str, Any], scope: ActionScope) -> dict[st
             "confidence": item.get("confidence"),
             "risk": item.get("risk"),
         },
+    }
+
+
+def cluster_facts(scope: ActionScope) -> dict[str, Any]:
+    """Return the ``cluster`` fact of CEL conditions for a scope."""
+    return {
+        "name": scope.cluster,
+        "uid": scope.cluster_uid,
+        "project": scope.project,
+        "cloud": scope.cloud,
+        "labels": dict(scope.labels),
     }
 
 
@@ -188,6 +220,7 @@ def open_request(
     *,
     now: datetime,
     ttl_hours: int,
+    actor: str = SYSTEM_ACTOR,
 ) -> tuple[ApprovalRequestRecord, bool]:
     """Store the approval request of ``request`` and return it with True, or the stored one.
 
@@ -218,6 +251,7 @@ def open_request(
         expires_at=now + timedelta(hours=ttl_hours),
         decided_at=None,
         evidence={**evidence, "expected": dict(request.expected)},
+        rollback_of=request.rollback_of,
     )
     try:
         with session.begin_nested():
@@ -230,14 +264,15 @@ def open_request(
         return winner, False
 
     superseded = _supersede(session, tenant, request, record.id, now)
+    what = f"rollback of run {request.rollback_of}: " if request.rollback_of else ""
     trail.append(
         session,
         tenant=tenant,
         kind="approval",
         subject=f"{request.subject_kind}:{request.subject_id}",
-        actor=SYSTEM_ACTOR,
+        actor=actor,
         summary=(
-            f"approval requested for {request.action} on {_scope_text(request.scope)} "
+            f"{what}approval requested for {request.action} on {_scope_text(request.scope)} "
             f"(policy {decision.policy or 'none'}, {record.required_approvals} approval(s)"
             f"{', production' if decision.production else ''})"
         ),
@@ -249,6 +284,7 @@ def open_request(
             "scope": request.scope.as_dict(),
             "params": dict(request.params),
             "expected": dict(request.expected),
+            "rollback_of": request.rollback_of,
             "policy": decision.policy,
             "mode": decision.mode,
             "production": decision.production,
@@ -270,6 +306,13 @@ def open_request(
 def _supersede(
     session: Session, tenant: str, request: ActionRequest, keep_id: str, now: datetime
 ) -> list[str]:
+    """Supersede the other pending requests of the same subject and action, applies and
+    rollbacks each among their own kind."""
+    same_kind = (
+        ApprovalRequestRecord.rollback_of.is_(None)
+        if request.rollback_of is None
+        else ApprovalRequestRecord.rollback_of.is_not(None)
+    )
     older = session.scalars(
         select(ApprovalRequestRecord.id).where(
             ApprovalRequestRecord.tenant == tenant,
@@ -277,6 +320,7 @@ def _supersede(
             ApprovalRequestRecord.action == request.action,
             ApprovalRequestRecord.status == "pending",
             ApprovalRequestRecord.id != keep_id,
+            same_kind,
         )
     ).all()
     if older:
@@ -554,17 +598,7 @@ def decisions_of(session: Session, request_id: str) -> list[ApprovalDecisionReco
 
 def stored_action_request(record: ApprovalRequestRecord) -> ActionRequest:
     """Rebuild the action request a stored approval request was made for."""
-    target = dict(record.target or {})
-    scope = ActionScope(
-        kind=str(target.get("kind")),
-        cluster_uid=target.get("cluster_uid"),
-        cluster=target.get("cluster"),
-        name=target.get("name"),
-        project=target.get("project"),
-        cloud=target.get("cloud"),
-        namespace=target.get("namespace"),
-        labels=dict(target.get("labels") or {}),
-    )
+    scope = ActionScope.from_dict(record.target or {})
     subject_kind: SubjectKind = "alert" if record.subject_kind == "alert" else "recommendation"
     return ActionRequest(
         action=record.action,
@@ -573,6 +607,7 @@ def stored_action_request(record: ApprovalRequestRecord) -> ActionRequest:
         subject_kind=subject_kind,
         subject_id=record.subject_id,
         expected=dict((record.evidence or {}).get("expected") or {}),
+        rollback_of=record.rollback_of,
     )
 
 
@@ -598,6 +633,7 @@ def request_json(
         "expires_at": record.expires_at.isoformat(),
         "decided_at": record.decided_at.isoformat() if record.decided_at else None,
         "evidence": record.evidence,
+        "rollback_of": record.rollback_of,
     }
     if decisions is not None:
         data["decisions"] = [decision_json(item) for item in decisions]

@@ -21,7 +21,7 @@ Without policy files every decision is ``monitor`` and the stage records nothing
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from costwarden.actions import runner
-from costwarden.actions.context import ActionContext
+from costwarden.actions.context import ActionContext, ContextFactory, default_context
 from costwarden.actions.palette import expected_state as palette_expected_state
 from costwarden.actions.registry import ACTIONS
 from costwarden.approvals.recheck import STORED, recheck, stored_labels
@@ -60,7 +60,6 @@ logger = logging.getLogger(__name__)
 
 AUTO_ACTOR = "costwarden (auto mode)"
 
-ContextFactory = Callable[[Settings, str], ActionContext]
 
 
 @dataclass(slots=True)
@@ -93,8 +92,6 @@ class GovernanceReport:
         )
 
 
-def _default_context(settings: Settings, tenant: str) -> ActionContext:
-    return ActionContext(settings=settings, tenant=tenant)
 
 
 def govern_recommendations(
@@ -105,7 +102,7 @@ def govern_recommendations(
     run_id: str,
     tenant: str,
     now: datetime,
-    context_factory: ContextFactory = _default_context,
+    context_factory: ContextFactory = default_context,
 ) -> GovernanceReport:
     """Decide every recommendation of a pass, open approval requests and run auto actions."""
     report = GovernanceReport()
@@ -124,7 +121,7 @@ def govern_recommendations(
         _review_pending(session, settings, policies, tenant, items, now, report)
         monitored = []
         for item in items:
-            decided = _decide(session, policies, item, now)
+            decided = _decide(session, settings, policies, item, now)
             if decided is None:
                 continue
             request, decision = decided
@@ -171,7 +168,9 @@ def _review_pending(
     for record in pending:
         # NOTE: a pass without any recommendation (a failed recommend step) cannot tell which
         # recommendations are gone, so it supersedes nothing for that reason.
-        if items and record.subject_kind == "recommendation" and record.subject_id not in proposed:
+        gone = record.subject_kind == "recommendation" and record.subject_id not in proposed
+        # A rollback request stays: the apply it undoes usually ends its recommendation.
+        if items and gone and record.rollback_of is None:
             supersede_request(
                 session, record, ["the pass no longer makes its recommendation"], now=now
             )
@@ -194,9 +193,13 @@ def _review_pending(
 
 
 def _decide(
-    session: Session, policies: PolicySet, item: Mapping[str, Any], now: datetime
+    session: Session,
+    settings: Settings,
+    policies: PolicySet,
+    item: Mapping[str, Any],
+    now: datetime,
 ) -> tuple[ActionRequest, PolicyDecision] | None:
-    request = action_request(session, item)
+    request = action_request(session, item, settings.actions.gitops)
     if request is None:
         return None
     decision = policies.decide(request, recommendation_facts(item, request.scope), now=now)
@@ -264,6 +267,7 @@ def _similar_request(
             ApprovalRequestRecord.tenant == tenant,
             ApprovalRequestRecord.subject_id == request.subject_id,
             ApprovalRequestRecord.action == request.action,
+            ApprovalRequestRecord.rollback_of.is_(None),
         )
         .order_by(ApprovalRequestRecord.created_at.desc())
     ).all()

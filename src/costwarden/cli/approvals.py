@@ -1,4 +1,5 @@
-"""``costwarden approvals list|show|approve|reject|retry``: decide approval requests from a shell.
+"""``costwarden approvals list|show|approve|reject|retry|rollback``: decide approval requests
+from a shell, and ask for the rollback of an applied change.
 
 Exit codes: 0 when the decision was recorded or changed nothing (the message says which), 2 for
 an unknown or ambiguous request id, 8 when the decision was refused or the request was
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Session
 from costwarden.approvals import STATUSES, decide, find_request, list_requests, request_json
 from costwarden.approvals.decisions import DecisionOutcome, retry
 from costwarden.approvals.requests import decisions_of
+from costwarden.approvals.rollback import request_rollback
 from costwarden.cli.common import print_json, state, stdout
 from costwarden.config import Settings
 from costwarden.domain.governance import Vote
@@ -138,6 +140,47 @@ def retry_command(
     _print_outcome(outcome, as_json)
 
 
+@approvals_app.command("rollback")
+def rollback_command(
+    ctx: typer.Context,
+    run_id: Annotated[
+        str, typer.Argument(help="Id (or unique prefix) of a succeeded apply run; see "
+                            "'costwarden actions runs'.")
+    ],
+    actor: Annotated[
+        str | None,
+        typer.Option("--as", help="Who asks for the rollback; audited. Default: the operating "
+                     "system user."),
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why the change is rolled back; audited.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Roll back an applied change under the policies: at once in auto mode outside
+    production, otherwise through a new approval request."""
+    settings: Settings = state(ctx).settings()
+    name = actor or getpass.getuser()
+    store = Store.open(settings.database_url)
+    try:
+        outcome = request_rollback(
+            store, settings, run_id=run_id, actor=name, reason=reason, now=datetime.now(UTC)
+        )
+    finally:
+        store.close()
+    if as_json:
+        print_json({
+            "status": outcome.status,
+            "message": outcome.message,
+            "request_id": outcome.request_id,
+            "run_id": outcome.run_id,
+        })
+    else:
+        stdout.print(escape(outcome.message))
+    if outcome.status == "failed":
+        raise typer.Exit(9)
+
+
 def _decide(
     ctx: typer.Context,
     request_id: str,
@@ -205,8 +248,9 @@ def _table(items: list[dict[str, Any]]) -> Table:
         savings = evidence.get("estimated_savings_per_month")
         money = f"{savings} {evidence.get('currency') or ''}".strip() if savings else "-"
         needed = f"{item['required_approvals']}" + (" (production)" if item["production"] else "")
+        action = f"{item['action']} (rollback)" if item.get("rollback_of") else item["action"]
         table.add_row(
-            item["id"][:8], item["status"], item["action"], escape(where), needed, money,
+            item["id"][:8], item["status"], action, escape(where), needed, money,
             item["expires_at"][:16],
         )
     return table

@@ -56,6 +56,20 @@ class ActionScope:
     namespace: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ActionScope:
+        """Rebuild a scope from ``as_dict`` output, as approval requests and runs store it."""
+        return cls(
+            kind=str(data.get("kind")),
+            cluster_uid=data.get("cluster_uid"),
+            cluster=data.get("cluster"),
+            name=data.get("name"),
+            project=data.get("project"),
+            cloud=data.get("cloud"),
+            namespace=data.get("namespace"),
+            labels={str(key): str(value) for key, value in (data.get("labels") or {}).items()},
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
@@ -77,6 +91,10 @@ class ActionRequest:
     size); an action reads the current state first and refuses to run when it differs.
     ``digest`` binds approvals to this exact change: any other action, scope or parameter
     has another digest.
+
+    ``rollback_of`` is set on the request that undoes an applied run: it names that apply run,
+    and the runner reads the undo data from it. A rollback has a digest of its own, so votes
+    on the apply never count for the rollback.
     """
 
     action: str
@@ -85,15 +103,18 @@ class ActionRequest:
     subject_kind: SubjectKind
     subject_id: str
     expected: Mapping[str, Any] = field(default_factory=dict)
+    rollback_of: str | None = None
 
     @property
     def digest(self) -> str:
-        body = {
+        body: dict[str, Any] = {
             "action": self.action,
             "scope": self.scope.as_dict(),
             "params": dict(self.params),
             "expected": dict(self.expected),
         }
+        if self.rollback_of is not None:
+            body["rollback_of"] = self.rollback_of
         return hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
 

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
 
-NoticeKind = Literal["budget", "anomaly", "quota", "recommendation"]
+NoticeKind = Literal["budget", "anomaly", "quota", "recommendation", "rollback"]
 NoticeState = Literal["firing", "resolved"]
 Severity = Literal["info", "warning", "critical"]
 

@@ -289,7 +289,7 @@ def _plan(
         return None, f"no {scope.resolved.source} cost data at {scope.resolved.grain} grain"
     last_usable = min(last_usable, data_end)
 
-    rolled_back = rollbacks.get(_change_key(run))
+    rolled_back = rollbacks.get(run.id)
     rolled_back_on = None
     if rolled_back is not None and rolled_back >= changed_at:
         # Windows must end before the rollback day, because the change was undone during it.
@@ -308,24 +308,20 @@ def _applied_runs(session: Session) -> list[ActionRunRecord]:
 
 
 def _rollback_days(session: Session) -> dict[str, datetime]:
-    """Return the time of the first succeeded rollback of each change, by change key."""
+    """Return the time of the first succeeded rollback of each apply run, by apply run id."""
     query = (
         select(ActionRunRecord)
-        .where(ActionRunRecord.mode == ROLLBACK_MODE, ActionRunRecord.status == SUCCEEDED)
+        .where(
+            ActionRunRecord.mode == ROLLBACK_MODE,
+            ActionRunRecord.status == SUCCEEDED,
+            ActionRunRecord.rollback_of.is_not(None),
+        )
         .order_by(ActionRunRecord.started_at)
     )
     found: dict[str, datetime] = {}
     for run in session.scalars(query):
-        found.setdefault(_change_key(run), run.started_at)
+        found.setdefault(str(run.rollback_of), run.started_at)
     return found
-
-
-def _change_key(run: ActionRunRecord) -> str:
-    """Return what an apply and its rollback share: the approval request id, else the run key
-    without its ``:apply`` or ``:rollback`` suffix."""
-    if run.request_id:
-        return f"request:{run.request_id}"
-    return f"key:{run.run_key.rsplit(':', 1)[0]}"
 
 
 def _recorded_windows(session: Session) -> set[tuple[str, date]]:

@@ -578,6 +578,7 @@ class ApprovalRequestRecord(Base):
 
     ``params_digest`` is SHA-256 over the canonical JSON of the action name, target and
     parameters. Approval tokens carry it, so a token approves only the change it was issued for.
+    ``rollback_of`` names the apply run that a rollback request undoes, and is None otherwise.
     """
 
     __tablename__ = "approval_requests"
@@ -605,6 +606,7 @@ class ApprovalRequestRecord(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
+    rollback_of: Mapped[str | None] = mapped_column(String(36), index=True)
 
 
 class ApprovalDecisionRecord(Base):
@@ -634,8 +636,8 @@ class ApprovalDecisionRecord(Base):
 class ActionRunRecord(Base):
     """One dry run, apply or rollback of an action, with the state read before it.
 
-    ``run_key`` is unique (for example ``<request id>:apply``), so an approval that arrives
-    twice runs the action once.
+    ``run_key`` is unique (for example ``<request digest>:apply``), so an approval that arrives
+    twice runs the action once. A rollback names the apply run it undoes in ``rollback_of``.
     """
 
     __tablename__ = "action_runs"
@@ -658,6 +660,7 @@ class ActionRunRecord(Base):
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    rollback_of: Mapped[str | None] = mapped_column(String(36), index=True)
 
 
 class RealisedSavingsRecord(Base):

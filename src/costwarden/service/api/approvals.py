@@ -11,6 +11,8 @@ caller already decided, or the request is no longer pending) or when the resourc
 since the request was made, or when the labels or policies changed since the request was
 opened (``request_superseded``). A run that fails for another reason returns 502.
 ``POST /approvals/{id}/retry`` runs a ``failed`` request again with its recorded votes.
+``POST /actions/runs/{run_id}/rollback`` asks for the rollback of an applied change: auto mode
+outside production runs it at once, otherwise it opens an approval request.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from costwarden.approvals.requests import (
     page_requests,
     runs_of,
 )
+from costwarden.approvals.rollback import request_rollback
 from costwarden.domain.governance import Vote
 from costwarden.errors import ActionNotAllowedError, ApprovalError, StaleStateError
 from costwarden.service.api.deps import Admin, PageQuery, Reader, State
@@ -82,6 +85,9 @@ class ApprovalSummary(BaseModel):
     decided_at: str | None
     evidence: dict[str, Any] = Field(
         description="Savings estimate, currency, data window, dry run and expected state."
+    )
+    rollback_of: str | None = Field(
+        None, description="The apply run this request rolls back; null for an apply request."
     )
 
 
@@ -234,6 +240,56 @@ def post_retry(request_id: str, state: State, caller: Admin) -> Response:
         request=_detail(state, record_id),
     )
     return json_response(result)
+
+
+class RollbackBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(
+        None, max_length=MAX_REASON, description="Why the change is rolled back; audited."
+    )
+
+
+class RollbackResult(BaseModel):
+    outcome: Literal["requested", "executed", "failed", "running"] = Field(
+        description="requested: an approval request waits for approvals; executed, failed or "
+        "running: auto mode ran the rollback at once."
+    )
+    message: str
+    run_id: str | None = Field(None, description="The rollback run, when auto mode ran it.")
+    request: ApprovalDetail | None = Field(None, description="The rollback's approval request.")
+
+
+@router.post(
+    "/actions/runs/{run_id}/rollback",
+    response_model=RollbackResult,
+    status_code=202,
+    summary="Roll back an applied change",
+    description="Roll back a succeeded apply run under the policies loaded now. Outside "
+    "production in auto mode the rollback runs at once (200); otherwise an approval request is "
+    "opened or the open one is returned (202), and people decide it like any other request.",
+    responses={
+        200: {"model": RollbackResult, "description": "Auto mode ran the rollback."},
+        403: {"description": "The run cannot be rolled back (not a succeeded apply, already "
+              "rolled back) or the policies decide monitor."},
+        404: {"description": "No such run."},
+        502: {"description": "The rollback ran in auto mode and failed."},
+    },
+)
+def post_rollback(
+    run_id: str, state: State, caller: Admin, body: RollbackBody | None = None
+) -> Response:
+    outcome = request_rollback(
+        state.store, state.settings, run_id=run_id, actor=caller.name,
+        reason=body.reason if body is not None else None,
+        tenant=state.settings.service.tenant,
+    )
+    logger.info("API caller %s: rollback of run %s: %s", caller.name, run_id, outcome.message)
+    detail = _detail(state, outcome.request_id) if outcome.request_id else None
+    result = RollbackResult(
+        outcome=outcome.status, message=outcome.message, run_id=outcome.run_id, request=detail
+    )
+    return json_response(result, 202 if outcome.status == "requested" else 200)
 
 
 def _decide(
