@@ -173,6 +173,15 @@ def open_request(
         return record.id, report
 
 
+def stored_request(store: Store, request_id: str) -> ApprovalRequestRecord:
+    """Return the stored approval request, detached from its session."""
+    with store.transaction() as session:
+        record = session.get(ApprovalRequestRecord, request_id)
+        assert record is not None
+        session.expunge(record)
+        return record
+
+
 def request_status(store: Store, request_id: str) -> str:
     with store.transaction() as session:
         record = session.get(ApprovalRequestRecord, request_id)

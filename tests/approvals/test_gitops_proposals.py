@@ -18,6 +18,7 @@ from approval_helpers import (
     pool_size,
     puts,
     seed_cluster,
+    stored_request,
 )
 from pydantic import ValidationError
 
@@ -25,7 +26,6 @@ from costwarden.approvals import decide
 from costwarden.config import Settings
 from costwarden.simulator import SimulatorServer
 from costwarden.store import Store
-from costwarden.store.tables import ApprovalRequestRecord
 
 GITOPS_CLUSTER = "ml-training-eks"
 API_CLUSTER = "checkout-aks"
@@ -79,14 +79,6 @@ def gitops_settings(tmp_path: Path, sim: SimulatorServer, repo: Path) -> Setting
         f"sqlite:///{tmp_path / 'gitops.db'}", sim, policy_file,
         actions={"gitops": {"repositories": repositories}},
     )
-
-
-def stored_request(store: Store, request_id: str) -> ApprovalRequestRecord:
-    with store.transaction() as session:
-        record = session.get(ApprovalRequestRecord, request_id)
-        assert record is not None
-        session.expunge(record)
-        return record
 
 
 def test_gitops_cluster_gets_pull_request(tmp_path: Path, sim: SimulatorServer) -> None:

@@ -24,6 +24,7 @@ from approval_helpers import (
     resize_directly,
     running_service,
     seed_cluster,
+    stored_request,
     write_policy,
 )
 from sqlalchemy import select
@@ -98,14 +99,6 @@ def opened_store(settings: Settings) -> Iterator[Store]:
         store.close()
 
 
-def rollback_row(store: Store, request_id: str) -> ApprovalRequestRecord:
-    with store.transaction() as session:
-        record = session.get(ApprovalRequestRecord, request_id)
-        assert record is not None
-        session.expunge(record)
-        return record
-
-
 @pytest.fixture
 def production(tmp_path: Path, sim: SimulatorServer) -> Iterator[tuple[Settings, Store]]:
     settings = production_settings(tmp_path, sim)
@@ -128,7 +121,7 @@ def test_production_rollback_needs_own_approvals(
 
     assert outcome.status == "requested"
     assert outcome.request_id is not None
-    record = rollback_row(store, outcome.request_id)
+    record = stored_request(store, outcome.request_id)
     assert record.rollback_of == run_id
     assert record.status == "pending"
     assert record.production is True
@@ -275,7 +268,7 @@ def test_relabelled_production_needs_production_approvals(
         outcome = request_rollback(store, settings, run_id=applied.run_id, actor="carol")
 
         assert outcome.request_id is not None
-        record = rollback_row(store, outcome.request_id)
+        record = stored_request(store, outcome.request_id)
         assert record.production is True
         assert record.required_approvals == 2
 
