@@ -1058,7 +1058,7 @@ class GitOpsRepositorySettings(BaseModel):
 
     @property
     def pool_file(self) -> str | None:
-        """Name of the file that holds machine pool values: the only one with a pool_key."""
+        """Name of the file that contains machine pool values: the only one with a pool_key."""
         names = [name for name, file in self.files.items() if file.pool_key is not None]
         return names[0] if len(names) == 1 else None
 
@@ -1146,6 +1146,12 @@ class ActionsSettings(BaseModel):
     gitops: GitOpsSettings = Field(
         default_factory=GitOpsSettings, description="Repositories of GitOps pull requests."
     )
+    ticket_channel: str | None = Field(
+        None,
+        description="A jira or servicenow channel of notify.channels. When set, a pass proposes "
+        "the ticket action for every recommendation, and the policies decide whether it opens "
+        "the ticket; unset proposes none.",
+    )
 
 
 class Settings(BaseSettings):
@@ -1186,6 +1192,24 @@ class Settings(BaseSettings):
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     actions: ActionsSettings = Field(default_factory=ActionsSettings)
+
+    @model_validator(mode="after")
+    def _ticket_channel_exists(self) -> Settings:
+        name = self.actions.ticket_channel
+        if name is None:
+            return self
+        kind = (self.notify.channels.get(name) or {}).get("type")
+        if kind not in ("jira", "servicenow"):
+            ticket_channels = sorted(
+                channel for channel, options in self.notify.channels.items()
+                if options.get("type") in ("jira", "servicenow")
+            )
+            found = "not defined in notify.channels" if kind is None else f"of type {kind}"
+            raise ValueError(
+                f"actions.ticket_channel {name!r} is {found}; name a jira or servicenow channel "
+                f"({', '.join(ticket_channels) or 'none is defined'})"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -44,6 +44,7 @@ from costwarden.store.tables import (
     ApprovalRequestRecord,
     AuditEntryRecord,
     Cluster,
+    Namespace,
 )
 
 logger = logging.getLogger(__name__)
@@ -141,11 +142,73 @@ def _pool_action(item: Mapping[str, Any]) -> tuple[str, dict[str, Any], dict[str
     return None
 
 
-def pool_scope(session: Session, target: Mapping[str, Any]) -> ActionScope | None:
-    """Build the machine pool scope of a recommendation target from the stored cluster."""
-    cluster = session.scalars(
+def ticket_request(
+    session: Session, item: Mapping[str, Any], channel: str
+) -> ActionRequest | None:
+    """Return the ``ticket`` action request of a recommendation dict, in ticket ``channel``.
+
+    Any recommendation gets one, whatever its target: the ticket describes the change for the
+    people who make it. The parameters hold only what stays the same while the recommendation
+    does (title, the change, the link), because the digest, and so the ticket's dedupe key,
+    derives from them. Returns None when the target's cluster is not stored.
+    """
+    target = item.get("target") or {}
+    scope = target_scope(session, target)
+    if scope is None:
+        return None
+    call = item.get("api_call") or {}
+    change = item.get("manual_change") or (
+        f"{call['method']} {call['path']}" if call.get("method") and call.get("path") else None
+    )
+    params = {"channel": channel, "title": str(item.get("title")), "description": change,
+              "link": item.get("ui_link")}
+    return ActionRequest(
+        action="ticket",
+        scope=scope,
+        params={key: value for key, value in params.items() if value is not None},
+        subject_kind="recommendation",
+        subject_id=str(item["id"]),
+    )
+
+
+def target_scope(session: Session, target: Mapping[str, Any]) -> ActionScope | None:
+    """Build the scope of a recommendation target: its machine pool, namespace or cluster.
+
+    The labels are the ones ``recheck.stored_labels`` reads back for the same scope, so a
+    request opened here stays valid until the cluster or namespace is relabelled.
+    """
+    if target.get("kind") == "MachinePool":
+        return pool_scope(session, target)
+    cluster = _stored_cluster(session, target)
+    if cluster is None:
+        return None
+    labels = {str(k): str(v) for k, v in (cluster.labels or {}).items()}
+    namespace = target.get("namespace")
+    if namespace:
+        stored = session.get(Namespace, (cluster.uid, namespace))
+        if stored is not None:
+            labels.update({str(k): str(v) for k, v in (stored.labels or {}).items()})
+    return ActionScope(
+        kind="namespace" if namespace else "cluster",
+        cluster_uid=cluster.uid,
+        cluster=cluster.name,
+        name=namespace or cluster.name,
+        project=cluster.project_name,
+        cloud=cluster.cloud,
+        namespace=namespace,
+        labels=labels,
+    )
+
+
+def _stored_cluster(session: Session, target: Mapping[str, Any]) -> Cluster | None:
+    return session.scalars(
         select(Cluster).where(Cluster.name == target.get("cluster")).order_by(Cluster.uid)
     ).first()
+
+
+def pool_scope(session: Session, target: Mapping[str, Any]) -> ActionScope | None:
+    """Build the machine pool scope of a recommendation target from the stored cluster."""
+    cluster = _stored_cluster(session, target)
     if cluster is None:
         return None
     return ActionScope(
@@ -306,8 +369,10 @@ def open_request(
 def _supersede(
     session: Session, tenant: str, request: ActionRequest, keep_id: str, now: datetime
 ) -> list[str]:
-    """Supersede the other pending requests of the same subject and action, applies and
-    rollbacks each among their own kind."""
+    """Supersede the other pending requests of the same subject and action.
+
+    Apply requests supersede apply requests, and rollback requests supersede rollback requests.
+    """
     same_kind = (
         ApprovalRequestRecord.rollback_of.is_(None)
         if request.rollback_of is None

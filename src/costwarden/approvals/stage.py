@@ -21,7 +21,7 @@ Without policy files every decision is ``monitor`` and the stage records nothing
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -44,13 +44,14 @@ from costwarden.approvals.requests import (
     reopen_request,
     stored_action_request,
     supersede_request,
+    ticket_request,
 )
 from costwarden.approvals.tokens import signer_from_settings
 from costwarden.audit import trail
 from costwarden.audit.hooks import record_policy_change
 from costwarden.config import Settings
 from costwarden.domain.governance import ActionRequest, PolicyDecision
-from costwarden.errors import ActionError, CostwardenError, GovernanceError, StaleStateError
+from costwarden.errors import CostwardenError, StaleStateError
 from costwarden.notify.build import recommendation_alert_id
 from costwarden.policy import PolicySet, load_configured_policies
 from costwarden.store import Store
@@ -120,11 +121,7 @@ def govern_recommendations(
         )
         _review_pending(session, settings, policies, tenant, items, now, report)
         monitored = []
-        for item in items:
-            decided = _decide(session, settings, policies, item, now)
-            if decided is None:
-                continue
-            request, decision = decided
+        for item, request, decision in _decisions(session, settings, policies, items, now):
             if decision.mode == "monitor":
                 monitored.append(_monitor_line(request, decision))
             elif decision.mode == "auto":
@@ -192,18 +189,25 @@ def _review_pending(
         report.reopened += 1
 
 
-def _decide(
+def _decisions(
     session: Session,
     settings: Settings,
     policies: PolicySet,
-    item: Mapping[str, Any],
+    items: Sequence[Mapping[str, Any]],
     now: datetime,
-) -> tuple[ActionRequest, PolicyDecision] | None:
-    request = action_request(session, item, settings.actions.gitops)
-    if request is None:
-        return None
-    decision = policies.decide(request, recommendation_facts(item, request.scope), now=now)
-    return request, decision
+) -> Iterator[tuple[Mapping[str, Any], ActionRequest, PolicyDecision]]:
+    """Yield each recommendation's action requests with their decisions: the change itself,
+    then the ticket when ``actions.ticket_channel`` is set."""
+    channel = settings.actions.ticket_channel
+    for item in items:
+        requests = [action_request(session, item, settings.actions.gitops)]
+        if channel is not None:
+            requests.append(ticket_request(session, item, channel))
+        for request in requests:
+            if request is None:
+                continue
+            facts = recommendation_facts(item, request.scope)
+            yield item, request, policies.decide(request, facts, now=now)
 
 
 def _approve(
@@ -251,8 +255,9 @@ def _approve(
         return
 
     report.pending += 1
-    report.approvals[recommendation_alert_id(request.subject_id)] = notice_approval(
-        settings, record
+    # A notice carries one request's buttons: the change's, which comes before the ticket's.
+    report.approvals.setdefault(
+        recommendation_alert_id(request.subject_id), notice_approval(settings, record)
     )
 
 
@@ -370,15 +375,21 @@ def _run_auto(
     now: datetime,
     context_factory: ContextFactory,
 ) -> int:
-    """Apply an auto-mode request through the runner; return 1 when a run succeeded."""
+    """Apply an auto-mode request through the runner; return 1 when this call's run succeeded.
+
+    A change that an earlier pass applied already counts 0. A failed run is recorded by the
+    runner and logged here, and the pass goes on.
+    """
     with Session(store.engine, expire_on_commit=False) as session, \
             context_factory(settings, tenant) as context:
+        if runner.find_by_key(session, runner.run_key(request, "apply")) is not None:
+            return 0
         try:
             record = runner.run(
                 session, request, decision, [], mode="apply", context=context, now=now,
                 actor=AUTO_ACTOR,
             )
-        except (GovernanceError, ActionError) as exc:
+        except CostwardenError as exc:
             logger.warning("auto run of %s for %s did not run: %s",
                            request.action, request.subject_id, exc)
             return 0
