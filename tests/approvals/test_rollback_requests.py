@@ -170,6 +170,20 @@ def test_second_rollback_is_refused(
         request_rollback(store, settings, run_id=run_id, actor="carol")
 
 
+def test_rollback_after_relabel_is_refused(
+    production: tuple[Settings, Store], sim: SimulatorServer
+) -> None:
+    settings, store = production
+    run_id = applied_run(store, settings, sim, pool_size(sim, CLUSTER, POOL) - 1)
+    seed_cluster(store, sim, CLUSTER, {"env": "production", "team": "ml"})
+    outcome = request_rollback(store, settings, run_id=run_id, actor="carol")
+    assert outcome.request_id is not None
+    assert approve_by(store, settings, outcome.request_id).status == "executed"
+
+    with pytest.raises(ActionNotAllowedError, match="already rolled back"):
+        request_rollback(store, settings, run_id=run_id, actor="carol")
+
+
 def test_only_succeeded_applies_roll_back(
     production: tuple[Settings, Store], sim: SimulatorServer
 ) -> None:

@@ -229,7 +229,31 @@ def _undo_of(session: Session, request: ActionRequest) -> Mapping[str, Any]:
             f"{request.action}: run {applied.id} applied {applied.action} with other parameters "
             "or on another scope than this rollback names; nothing is rolled back"
         )
+    earlier = rollback_of(session, applied.id)
+    if earlier is not None:
+        raise ActionNotAllowedError(
+            f"{request.action}: run {applied.id} was already rolled back by run {earlier.id} "
+            f"({earlier.status})"
+        )
     return dict((applied.result or {}).get("undo") or {})
+
+
+def rollback_of(session: Session, applied_run_id: str) -> ActionRunRecord | None:
+    """Return the succeeded or running rollback of an apply run, or None.
+
+    Rollback requests made under other labels have other digests and run keys, so this reads
+    the runs' ``rollback_of`` link instead.
+    """
+    return session.scalars(
+        select(ActionRunRecord)
+        .where(
+            ActionRunRecord.rollback_of == applied_run_id,
+            ActionRunRecord.mode == "rollback",
+            ActionRunRecord.status.in_(("succeeded", "running")),
+        )
+        .order_by(ActionRunRecord.started_at)
+        .limit(1)
+    ).first()
 
 
 def _place(target: Mapping[str, Any]) -> dict[str, Any]:

@@ -106,9 +106,7 @@ def request_rollback(
 def _rollback_request(session: Session, applied_run: ActionRunRecord) -> ActionRequest:
     """Return the rollback request of ``applied_run``, with the scope's labels as stored now."""
     applied = runner.applied_request(session, applied_run)
-    done = runner.find_by_key(
-        session, runner.run_key(replace(applied, rollback_of=applied_run.id), "rollback")
-    )
+    done = runner.rollback_of(session, applied_run.id)
     if done is not None:
         raise ActionNotAllowedError(
             f"run {applied_run.id} was already rolled back by run {done.id} ({done.status})"
