@@ -25,11 +25,10 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
-from fakes.loopback import LoopbackServer
+from fakes.loopback import LoopbackFake
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -93,8 +92,10 @@ class ScriptedFailure:
     reset: str | None = None
 
 
-class FakeJira:
+class FakeJira(LoopbackFake):
     """The fake on a free port of 127.0.0.1, as a context manager; ``url`` is its site URL."""
+
+    server_name = "the fake Jira"
 
     def __init__(self, *, search_delay_seconds: float = 0.0) -> None:
         self.search_delay_seconds = search_delay_seconds
@@ -106,13 +107,11 @@ class FakeJira:
         self._ids = itertools.count(10042)
         self._numbers = itertools.count(17)
         self._lock = threading.Lock()
-        self._loopback: LoopbackServer | None = None
         self.app = self._build_app()
 
     @property
     def url(self) -> str:
-        assert self._loopback is not None, "the fake is not running"
-        return self._loopback.url
+        return self.base_url
 
     def channel_options(self, **overrides: Any) -> dict[str, Any]:
         """Return ``notify.channels`` options of a jira channel aimed at this fake."""
@@ -378,20 +377,6 @@ class FakeJira:
 
     def _self(self, issue: FakeIssue) -> str:
         return f"{self.url}/rest/api/3/issue/{issue.id}"
-
-    def __enter__(self) -> Self:
-        self._loopback = LoopbackServer(self.app, "the fake Jira")
-        self._loopback.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        assert self._loopback is not None
-        self._loopback.stop()
 
 
 def issue_updated_event(issue: FakeIssue, before: str, account_id: str) -> dict[str, Any]:

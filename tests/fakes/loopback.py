@@ -101,7 +101,8 @@ class LoopbackFake:
     """A fake service whose ``app`` is served on 127.0.0.1 while it is used as a context manager.
 
     Subclasses set ``server_name``, which names the server thread and start errors, and build
-    ``app`` in ``__init__``. ``base_url`` is the server's URL while it runs.
+    ``app`` in ``__init__``. The first ``start`` binds a free port, and a start after ``stop``
+    binds the same port again, so ``base_url`` does not change once the fake has started.
     """
 
     server_name = "a fake service"
@@ -110,14 +111,31 @@ class LoopbackFake:
 
     @property
     def base_url(self) -> str:
-        assert self._loopback is not None, f"{self.server_name} is not running"
-        return self._loopback.url
+        return self._started().url
+
+    @property
+    def port(self) -> int:
+        return self._started().port
+
+    def start(self) -> None:
+        """Serve ``app`` and wait until it accepts connections, unless it already runs."""
+        if self._loopback is None:
+            self._loopback = LoopbackServer(self.app, self.server_name)
+        if not self._loopback.running:
+            self._loopback.start()
+
+    def stop(self) -> None:
+        """Stop serving, so connections to the port are refused until the next ``start``."""
+        if self._loopback is not None:
+            self._loopback.stop()
+
+    def _started(self) -> LoopbackServer:
+        assert self._loopback is not None, f"{self.server_name} has not been started"
+        return self._loopback
 
     def __enter__(self) -> Self:
-        self._loopback = LoopbackServer(self.app, self.server_name)
-        self._loopback.start()
+        self.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        assert self._loopback is not None
-        self._loopback.stop()
+        self.stop()

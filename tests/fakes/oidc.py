@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fakes.loopback import LoopbackServer
+from fakes.loopback import LoopbackFake
 from fastapi import FastAPI
 
 AUDIENCE = "costwarden-api"
@@ -25,21 +24,21 @@ def new_rsa_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-class FakeOidcProvider:
+class FakeOidcProvider(LoopbackFake):
     """A running provider as a context manager; ``issuer`` is its base URL."""
+
+    server_name = "the fake OIDC provider"
 
     def __init__(self) -> None:
         self.key = new_rsa_key()
         self.kid = uuid.uuid4().hex[:12]
         self.jwks_requests = 0
         self.available = True
-        self._loopback: LoopbackServer | None = None
         self.app = self._build_app()
 
     @property
     def issuer(self) -> str:
-        assert self._loopback is not None, "the provider is not running"
-        return self._loopback.url
+        return self.base_url
 
     @property
     def jwks_url(self) -> str:
@@ -96,17 +95,3 @@ class FakeOidcProvider:
             return {"keys": [public]}
 
         return app
-
-    def __enter__(self) -> Self:
-        self._loopback = LoopbackServer(self.app, "the fake OIDC provider")
-        self._loopback.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        assert self._loopback is not None
-        self._loopback.stop()

@@ -25,10 +25,9 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-from fakes.loopback import LoopbackServer
+from fakes.loopback import LoopbackFake
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -195,20 +194,21 @@ def verify_v3(secret: str, header: str, body: bytes) -> bool:
     return any(hmac.compare_digest(expected, part.strip().encode()) for part in header.split(","))
 
 
-class FakePagerDuty:
+class FakePagerDuty(LoopbackFake):
     """The fake on a free port of 127.0.0.1, as a context manager.
 
     ``events_url`` is the enqueue URL to configure; ``alerts`` lists every alert opened.
     """
 
+    server_name = "the fake PagerDuty"
+
     def __init__(self, routing_keys: tuple[str, ...] = (ROUTING_KEY, OTHER_ROUTING_KEY)) -> None:
         self.state = FakeState(set(routing_keys))
         self.app = create_app(self.state)
-        self._loopback = LoopbackServer(self.app, "the fake PagerDuty")
 
     @property
     def events_url(self) -> str:
-        return f"{self._loopback.url}/v2/enqueue"
+        return f"{self.base_url}/v2/enqueue"
 
     @property
     def alerts(self) -> list[FakeAlert]:
@@ -223,15 +223,3 @@ class FakePagerDuty:
         """Respond to the next ``count`` requests with ``status`` (429, 500), before any check."""
         with self.state.lock:
             self.state.script.extend([(status, retry_after)] * count)
-
-    def __enter__(self) -> Self:
-        self._loopback.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._loopback.stop()

@@ -17,10 +17,9 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections import Counter
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-from fakes.loopback import LoopbackServer
+from fakes.loopback import LoopbackFake
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
@@ -72,31 +71,16 @@ def _error(error_type: str, message: str) -> dict[str, Any]:
     return {"status": "error", "errorType": error_type, "error": message}
 
 
-class FakePrometheus:
+class FakePrometheus(LoopbackFake):
     """The fake on a free port of 127.0.0.1, as a context manager."""
+
+    server_name = "the fake Prometheus"
 
     def __init__(self) -> None:
         self.app = create_app()
-        self._loopback = LoopbackServer(self.app, "the fake Prometheus")
-
-    @property
-    def port(self) -> int:
-        return self._loopback.port
 
     def url(self, behaviour: str, key: str, amount: float = 0) -> str:
-        return f"{self._loopback.url}/{behaviour}/{key}/{amount:g}"
+        return f"{self.base_url}/{behaviour}/{key}/{amount:g}"
 
     def requests(self, key: str) -> int:
         return int(self.app.state.counts[key])
-
-    def __enter__(self) -> Self:
-        self._loopback.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._loopback.stop()

@@ -22,10 +22,9 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-from fakes.loopback import LoopbackServer
+from fakes.loopback import LoopbackFake
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -45,8 +44,10 @@ class ScriptedFailure:
     retry_after: str | None = None
 
 
-class FakeServiceNow:
+class FakeServiceNow(LoopbackFake):
     """The fake on a free port of 127.0.0.1, as a context manager; ``url`` is the instance."""
+
+    server_name = "the fake ServiceNow"
 
     def __init__(self) -> None:
         self.records: dict[str, dict[str, dict[str, Any]]] = {table: {} for table in PREFIXES}
@@ -57,13 +58,11 @@ class FakeServiceNow:
         self.create_stalls: list[float] = []
         self._numbers = {table: itertools.count(10001) for table in PREFIXES}
         self._lock = threading.Lock()
-        self._loopback: LoopbackServer | None = None
         self.app = self._build_app()
 
     @property
     def url(self) -> str:
-        assert self._loopback is not None, "the fake is not running"
-        return self._loopback.url
+        return self.base_url
 
     def channel_options(self, **overrides: Any) -> dict[str, Any]:
         """Return ``notify.channels`` options of a servicenow channel aimed at this fake."""
@@ -239,20 +238,6 @@ class FakeServiceNow:
             else:
                 shown[name] = value
         return shown
-
-    def __enter__(self) -> Self:
-        self._loopback = LoopbackServer(self.app, "the fake ServiceNow")
-        self._loopback.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        assert self._loopback is not None
-        self._loopback.stop()
 
 
 def parse_query(query: str) -> list[tuple[str, str]]:

@@ -29,12 +29,11 @@ import time
 import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 import httpx
-from fakes.loopback import LoopbackServer
+from fakes.loopback import LoopbackFake
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
@@ -358,23 +357,24 @@ def _error(error: str) -> Response:
     return JSONResponse({"ok": False, "error": error})
 
 
-class FakeSlack:
+class FakeSlack(LoopbackFake):
     """A running fake Slack as a context manager.
 
     ``post_interval`` is the minimum time between two postMessage calls to one channel, as
     Slack allows one message per second. Tests that post several messages set it to 0.
     """
 
+    server_name = "the fake Slack"
+
     def __init__(self, *, post_interval: float = 1.0) -> None:
         self.state = FakeSlackState(
             token=BOT_TOKEN, channels={CHANNEL_ID, OTHER_CHANNEL_ID}, post_interval=post_interval
         )
         self.app = create_app(self.state)
-        self._loopback = LoopbackServer(self.app, "the fake Slack")
 
     @property
     def url(self) -> str:
-        return self._loopback.url
+        return self.base_url
 
     @property
     def api_url(self) -> str:
@@ -410,18 +410,6 @@ class FakeSlack:
         """Settings of a slack channel that posts to the fake's incoming webhook."""
         return {"type": "slack", "webhook_url": self.webhook_url, "api_url": self.api_url,
                 "signing_secret": SIGNING_SECRET, **options}
-
-    def __enter__(self) -> Self:
-        self._loopback.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._loopback.stop()
 
 
 class InteractionDriver:

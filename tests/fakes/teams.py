@@ -21,10 +21,9 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-from fakes.loopback import LoopbackServer
+from fakes.loopback import LoopbackFake
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -165,17 +164,18 @@ def _error(status: int, code: str, message: str, retry_after: str | None = None)
     return JSONResponse({"error": {"code": code, "message": message}}, status, headers=headers)
 
 
-class FakeTeams:
+class FakeTeams(LoopbackFake):
     """A running fake Workflows webhook as a context manager; ``workflow_url`` is its URL."""
+
+    server_name = "the fake Teams webhook"
 
     def __init__(self, *, max_per_second: int = 4) -> None:
         self.state = FakeTeamsState(max_per_second=max_per_second)
         self.app = create_app(self.state)
-        self._loopback = LoopbackServer(self.app, "the fake Teams webhook")
 
     @property
     def url(self) -> str:
-        return self._loopback.url
+        return self.base_url
 
     def workflow_url(self, sig: str = SIG, workflow: str = WORKFLOW_ID) -> str:
         return (
@@ -190,15 +190,3 @@ class FakeTeams:
     def fail_next(self, status: int, retry_after: str | None = None) -> None:
         """Respond to the next request with ``status`` (and ``Retry-After``)."""
         self.state.script.append((status, retry_after))
-
-    def __enter__(self) -> Self:
-        self._loopback.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._loopback.stop()

@@ -24,10 +24,9 @@ import threading
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-from fakes.loopback import LoopbackServer
+from fakes.loopback import LoopbackFake
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -46,8 +45,10 @@ class ReceivedWebhook:
     payload: Any
 
 
-class WebhookReceiver:
+class WebhookReceiver(LoopbackFake):
     """The receiver; create it with ``start``."""
+
+    server_name = "the webhook receiver"
 
     def __init__(self, secrets: Sequence[str]) -> None:
         self.secrets = list(secrets)
@@ -59,11 +60,10 @@ class WebhookReceiver:
         self._down = False
         self._lock = threading.Lock()
         self.app = self._create_app()
-        self._loopback = LoopbackServer(self.app, "the webhook receiver")
 
     @property
     def url(self) -> str:
-        return f"{self._loopback.url}/hooks/costwarden"
+        return f"{self.base_url}/hooks/costwarden"
 
     def respond_next(
         self,
@@ -82,13 +82,10 @@ class WebhookReceiver:
     def set_down(self, down: bool, *, refuse: bool = False) -> None:
         """Respond 503 with Retry-After while down, or with ``refuse`` stop listening."""
         if refuse and down:
-            self._loopback.stop()
-        elif not down and not self._loopback.running:
-            self._loopback.start()
+            self.stop()
+        elif not down:
+            self.start()
         self._down = down and not refuse
-
-    def stop(self) -> None:
-        self._loopback.stop()
 
     def _create_app(self) -> FastAPI:
         app = FastAPI()
@@ -139,20 +136,9 @@ class WebhookReceiver:
                 return ""
         return reason
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 def start(secret: str | Sequence[str]) -> WebhookReceiver:
     """Start a receiver that accepts signatures made with ``secret`` (or any of several)."""
     receiver = WebhookReceiver([secret] if isinstance(secret, str) else secret)
-    receiver._loopback.start()
+    receiver.start()
     return receiver
