@@ -66,7 +66,8 @@ def test_apply_runs_once(sim: SimulatorServer, context: ActionContext, session: 
     assert first.status == "succeeded"
     assert second.id == first.id
     assert first.run_key == f"{request.digest}:apply"
-    assert first.result["undo"] == {"before": {"size": pool.size}, "after": {"size": pool.min_size}}
+    assert first.result["undo"]["before"] == {"size": pool.size}
+    assert first.result["undo"]["after"] == {"size": pool.min_size}
     assert len(writes(sim, "PUT")) == 1
     assert current_pool(sim, cluster.uid, pool.name).size == pool.min_size
     entries = audit_entries(session, context.tenant)

@@ -51,7 +51,9 @@ def test_resize_apply_and_rollback(sim: SimulatorServer, context: ActionContext)
 
     assert current_pool(sim, cluster.uid, pool.name).size == target
     assert current_pool(sim, cluster.uid, pool.name).max_size == pool.max_size
-    assert applied.undo == {"before": {"size": pool.size}, "after": {"size": target}}
+    assert applied.undo["before"] == {"size": pool.size}
+    assert applied.undo["after"] == {"size": target}
+    assert applied.undo["state"] == {**applied.before, "size": target}
     assert applied.changed
 
     restored = ResizePool().rollback(request, applied.undo, context)
@@ -191,6 +193,27 @@ def test_set_capacity_type_on_aws(sim: SimulatorServer, context: ActionContext) 
     assert current_pool(sim, cluster.uid, pool.name).capacity_type == "spot"
     SetCapacityType().rollback(request, applied.undo, context)
     assert current_pool(sim, cluster.uid, pool.name).capacity_type == pool.capacity_type
+
+
+def test_rollback_pins_whole_pool(sim: SimulatorServer, context: ActionContext) -> None:
+    """A rollback of the capacity type stops when another field of the pool moved since."""
+    cluster, pool = pick_pool(sim, provider="aws")
+    request = pool_request(
+        cluster, pool, "palette.set_capacity_type", {"capacity_type": "spot"},
+        {"capacity_type": pool.capacity_type},
+    )
+    applied = SetCapacityType().apply(request, context)
+    resized = pool_request(
+        cluster, pool, "palette.resize_pool", {"size": pool.size + 1},
+        {"size": pool.size, "min_size": pool.min_size, "max_size": pool.max_size},
+    )
+    ResizePool().apply(resized, context)
+
+    with pytest.raises(StaleStateError, match=f"size is {pool.size + 1}"):
+        SetCapacityType().rollback(request, applied.undo, context)
+
+    assert current_pool(sim, cluster.uid, pool.name).capacity_type == "spot"
+    assert len(writes(sim, "PUT")) == 2
 
 
 def test_capacity_type_needs_aws(sim: SimulatorServer, context: ActionContext) -> None:

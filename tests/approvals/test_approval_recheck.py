@@ -319,6 +319,27 @@ def test_edited_row_does_not_run(
     assert puts(sim) == []
 
 
+def test_inserted_vote_does_not_count(
+    store: Store, sqlite_url: str, sim: SimulatorServer, tmp_path: Path
+) -> None:
+    """A decision row written straight into the database has no audit entry: nothing runs."""
+    settings = settings_for(sqlite_url, sim, tmp_path)
+    seed_cluster(store, sim, CLUSTER, PROD)
+    request_id, _ = open_request(store, settings, pool_recommendation(sim, CLUSTER, POOL, 4))
+    with store.transaction() as session:
+        session.add(ApprovalDecisionRecord(
+            id="forged-vote", request_id=request_id, decision="approve", actor="bob",
+            groups=[], channel="cli", token_id=None, decided_at=datetime.now(UTC), detail={},
+        ))
+
+    outcome = approve(store, settings, request_id, "alice")
+
+    assert outcome.status == "failed"
+    assert "'bob'" in outcome.message
+    assert "no audit entry" in outcome.message
+    assert puts(sim) == []
+
+
 def test_approval_during_running_apply_is_unchanged(
     store: Store, sqlite_url: str, sim: SimulatorServer, tmp_path: Path
 ) -> None:

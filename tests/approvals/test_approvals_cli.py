@@ -220,7 +220,9 @@ def test_failed_run_exits_9(tmp_path: Path, sim: SimulatorServer) -> None:
 
 
 def test_approved_runs_after_actions_enabled(tmp_path: Path, sim: SimulatorServer) -> None:
-    disabled, settings = cli_config(tmp_path, sim, actions={"enabled": False})
+    disabled, settings = cli_config(tmp_path, sim, approvers=("sre",),
+                                    approvals={"groups": {"sre": ["alice"]}},
+                                    actions={"enabled": False})
     store = Store.open(settings.database_url)
     try:
         seed_cluster(store, sim, CLUSTER, {"env": "dev"})
@@ -235,11 +237,19 @@ def test_approved_runs_after_actions_enabled(tmp_path: Path, sim: SimulatorServe
         config = yaml.safe_load(disabled.read_text(encoding="utf-8"))
         config["actions"] = {"enabled": True}
         enabled.write_text(yaml.safe_dump(config), encoding="utf-8")
+        rejected = invoke(enabled, "reject", request_id, "--as", "mallory", "--json")
+        outsider = invoke(enabled, "approve", request_id, "--as", "mallory", "--json")
+        writes_before = list(sim.state.writes)
         code, out, _ = invoke(enabled, "approve", request_id, "--as", "alice", "--json")
         status = request_status(store, request_id)
     finally:
         store.close()
 
+    assert rejected[0] == 0
+    assert json.loads(rejected[1])["status"] == "unchanged"
+    assert outsider[0] == 8
+    assert "not a member" in outsider[2]
+    assert writes_before == []
     assert code == 0
     assert json.loads(out)["status"] == "executed"
     assert status == "executed"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,13 @@ from approval_helpers import (
     stored_request,
 )
 from pydantic import ValidationError
+from sqlalchemy import select
 
-from costwarden.approvals import decide
+from costwarden.approvals import decide, govern_recommendations
 from costwarden.config import Settings
 from costwarden.simulator import SimulatorServer
 from costwarden.store import Store
+from costwarden.store.tables import ApprovalRequestRecord
 
 GITOPS_CLUSTER = "ml-training-eks"
 API_CLUSTER = "checkout-aks"
@@ -110,6 +113,38 @@ def test_gitops_cluster_gets_pull_request(tmp_path: Path, sim: SimulatorServer) 
     assert sizes["gpu-training"] == original - 1
     assert pool_size(sim, GITOPS_CLUSTER, "gpu-training") == original
     assert puts(sim) == []
+
+
+def test_new_gitops_cluster_supersedes_palette_request(
+    tmp_path: Path, sim: SimulatorServer
+) -> None:
+    repo = fleet_repository(tmp_path / "fleet", sim)
+    settings = gitops_settings(tmp_path, sim, repo)
+    before_gitops = settings.model_copy(update={"actions": settings.actions.model_copy(
+        update={"gitops": settings.actions.gitops.model_copy(update={"repositories": {}})}
+    )})
+    store = Store.open(settings.database_url)
+    try:
+        seed_cluster(store, sim, GITOPS_CLUSTER, {"env": "dev"})
+        item = pool_recommendation(sim, GITOPS_CLUSTER, "gpu-training",
+                                   pool_size(sim, GITOPS_CLUSTER, "gpu-training") - 1)
+        palette_id, _ = open_request(store, before_gitops, item)
+
+        report = govern_recommendations(store, settings, [item], run_id="run-gitops",
+                                        tenant=settings.service.tenant, now=datetime.now(UTC))
+        palette = stored_request(store, palette_id)
+        with store.transaction() as session:
+            pending = session.scalars(
+                select(ApprovalRequestRecord.action)
+                .where(ApprovalRequestRecord.status == "pending")
+            ).all()
+    finally:
+        store.close()
+
+    assert palette.action == "palette.resize_pool"
+    assert palette.status == "superseded"
+    assert report.superseded == 1
+    assert pending == ["gitops.pull_request"]
 
 
 def test_other_clusters_keep_palette_action(tmp_path: Path, sim: SimulatorServer) -> None:

@@ -20,6 +20,7 @@ from approval_helpers import (
     pool_recommendation,
     pool_size,
     puts,
+    relabel_in_palette,
     request_status,
     resize_directly,
     running_service,
@@ -182,6 +183,22 @@ def test_rollback_after_relabel_is_refused(
 
     with pytest.raises(ActionNotAllowedError, match="already rolled back"):
         request_rollback(store, settings, run_id=run_id, actor="carol")
+
+
+def test_palette_relabel_stops_rollback(
+    production: tuple[Settings, Store], sim: SimulatorServer
+) -> None:
+    settings, store = production
+    original = pool_size(sim, CLUSTER, POOL)
+    run_id = applied_run(store, settings, sim, original - 1)
+    relabel_in_palette(sim, CLUSTER, {"env": "production", "tier": "gold"})
+
+    with pytest.raises(ActionNotAllowedError, match="differ from the labels"):
+        request_rollback(store, settings, run_id=run_id, actor="carol")
+    with store.transaction() as session:
+        requests = session.scalars(select(ApprovalRequestRecord.rollback_of)).all()
+    assert requests == [None]
+    assert pool_size(sim, CLUSTER, POOL) == original - 1
 
 
 def test_only_succeeded_applies_roll_back(

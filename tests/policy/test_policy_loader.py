@@ -248,6 +248,19 @@ def test_duplicate_name_in_one_file() -> None:
     ]
 
 
+def test_duplicate_name_of_invalid_policy() -> None:
+    text = (
+        "policies:\n"
+        "  - {name: dup, production: true}\n"
+        "  - {name: dup, actions: [{action: nope, mode: approve}]}\n"
+    )
+
+    messages = _messages(text)
+
+    assert any("duplicate policy name; line 2 uses it already" in m for m in messages)
+    assert any("nope" in m for m in messages)
+
+
 def test_duplicate_name_across_files(tmp_path: Path) -> None:
     first = _write(tmp_path, "a.yaml", "policies:\n  - {name: same, production: true}\n")
     second = _write(

@@ -306,7 +306,10 @@ class PoolAction(Action):
         current = target.state()
         left = dict(undo["after"])
         restore = {**current, **{key: undo["before"][key] for key in left}}
-        check_expected(left, current, what=_where(request), required=tuple(left))
+        # Check the whole pool as the apply left it, as an apply checks the whole pool it read.
+        # Older runs have no "state" in their undo data, so only the changed fields are checked.
+        pinned = dict(undo.get("state") or left)
+        check_expected(pinned, current, what=_where(request), required=tuple(left))
         if restore != current:
             context.palette.put_json(target.path, pool_entity(target, restore))
             logger.info(
@@ -354,6 +357,7 @@ class PoolAction(Action):
         undo = {
             "before": {key: current[key] for key in sorted(changed)},
             "after": {key: desired[key] for key in sorted(changed)},
+            "state": dict(desired),
         }
         return ActionOutcome(
             summary=summary,

@@ -213,7 +213,7 @@ def _undo_of(session: Session, request: ActionRequest) -> Mapping[str, Any]:
     if applied is None or applied.mode != "apply" or applied.status != "succeeded":
         state = (
             "is not recorded" if applied is None
-            else f"is a {applied.mode} in status {applied.status}"
+            else f"has mode {applied.mode} and status {applied.status}"
         )
         raise ActionNotAllowedError(
             f"{request.action}: run {request.rollback_of} {state}, so there is nothing to roll "
@@ -271,7 +271,7 @@ def applied_request(session: Session, record: ActionRunRecord) -> ActionRequest:
     """
     if record.mode != "apply" or record.status != "succeeded":
         raise ActionNotAllowedError(
-            f"run {record.id} is a {record.mode} in status {record.status}; only a succeeded "
+            f"run {record.id} has mode {record.mode} and status {record.status}; only a succeeded "
             "apply can be rolled back"
         )
     if not (record.result or {}).get("undo"):

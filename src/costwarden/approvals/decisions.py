@@ -40,6 +40,7 @@ from costwarden.actions.context import ActionContext, ContextFactory, default_co
 from costwarden.actions.runner import RunMode
 from costwarden.approvals.recheck import LIVE, STORED, live_labels, recheck, stored_labels
 from costwarden.approvals.requests import (
+    audit_entries_of,
     decisions_of,
     find_request,
     recorded_decision,
@@ -143,7 +144,9 @@ def decide(
                 )
             unchanged = _unchanged(session, record, actor)
             if unchanged is not None:
-                if _waits_for_actions(session, settings, record):
+                if vote == "approve" and _waits_for_actions(session, settings, record):
+                    # Only someone who may approve the request starts the run it waits for.
+                    _actor_groups(settings, record, actor)
                     return execute(session, settings, record, now=now, actor=actor,
                                    context_factory=context_factory)
                 return unchanged
@@ -311,7 +314,7 @@ def _unchanged(
     """Return the no-op outcome for a request that is no longer pending, else None."""
     if record.status == "pending":
         return None
-    run = runner.find_by_key(session, f"{record.params_digest}:apply")
+    run = runner.find_by_key(session, f"{record.params_digest}:{_mode(record)}")
     detail = f" (run {run.id}, {run.status})" if run is not None else ""
     message = (
         f"approval request {record.id} for {record.action} is already {record.status}"
@@ -339,7 +342,7 @@ def _waits_for_actions(
     """Tell whether ``record`` got its approvals while actions were off and may run now."""
     if record.status != "approved" or not settings.actions.enabled:
         return False
-    return runner.find_by_key(session, f"{record.params_digest}:apply") is None
+    return runner.find_by_key(session, f"{record.params_digest}:{_mode(record)}") is None
 
 
 def _already_voted(record: ApprovalRequestRecord) -> DecisionOutcome:
@@ -491,9 +494,13 @@ def execute(
         if changes:
             supersede_request(session, record, changes, now=now)
             session.commit()
+            again = (
+                "ask for the rollback again" if record.rollback_of
+                else "the next pass opens a request under the current labels and policies"
+            )
             message = (
                 f"{record.action} did not run: {'; '.join(changes)}. The request is "
-                "superseded; the next pass opens a request under the current labels and policies"
+                f"superseded; {again}"
             )
             return DecisionOutcome(
                 "superseded", record.id, record.status, message,
@@ -571,6 +578,7 @@ def _still_holds(
     read raises ``SourceError``.
     """
     _check_recorded_decision(session, record)
+    _check_recorded_votes(session, record)
     scope = stored_action_request(record).scope
     current = {
         STORED: stored_labels(session, scope),
@@ -606,6 +614,29 @@ def _check_recorded_decision(session: Session, record: ApprovalRequestRecord) ->
             "values its audit entry recorded, so the row was edited; nothing runs. Run "
             "'costwarden audit verify' and reject the request"
         )
+
+
+def _check_recorded_votes(session: Session, record: ApprovalRequestRecord) -> None:
+    """Raise ``ApprovalError`` when a decision row of ``record`` has no audit entry.
+
+    Every decision costwarden records writes an ``approval`` entry with the same actor, vote,
+    channel and token id in the same transaction, so a row without one was inserted or edited
+    in the database.
+    """
+    audited: Counter[tuple[Any, ...]] = Counter(
+        (entry.actor, detail.get("event"), detail.get("channel"), detail.get("token_id"))
+        for entry in audit_entries_of(session, record)
+        if entry.kind == "approval" and (detail := entry.detail or {})
+    )
+    for item in decisions_of(session, record.id):
+        key = (item.actor, item.decision, item.channel, item.token_id)
+        if audited[key] < 1:
+            raise ApprovalError(
+                f"approval request {record.id}: the {item.decision} by {item.actor!r} via "
+                f"{item.channel} has no audit entry, so it was written outside costwarden; "
+                "nothing runs. Run 'costwarden audit verify' and reject the request"
+            )
+        audited[key] -= 1
 
 
 def _audit_not_run(

@@ -24,8 +24,8 @@ from typing import Any, Literal
 from sqlalchemy.orm import Session
 
 from costwarden.actions import runner
-from costwarden.actions.context import ContextFactory, default_context
-from costwarden.approvals.recheck import stored_labels
+from costwarden.actions.context import ActionContext, ContextFactory, default_context
+from costwarden.approvals.recheck import live_labels, stored_labels
 from costwarden.approvals.requests import cluster_facts, open_request, reopen_request
 from costwarden.approvals.stage import notice_approval
 from costwarden.config import Settings
@@ -45,8 +45,9 @@ ROLLBACK_SEVERITY = "warning"
 """Severity of a rollback's notice: at the default ``notify.noise.digest_below`` it is sent at
 once rather than held for the daily digest."""
 
-CLOSED_STATUSES = ("failed", "superseded", "rejected", "expired")
-"""Statuses of an earlier request for the same rollback that asking again reopens."""
+CLOSED_STATUSES = ("failed", "superseded", "expired")
+"""Statuses of an earlier request for the same rollback that asking again reopens. A rejected
+rollback stays rejected, so asking again cannot clear the reject."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,17 +85,17 @@ def request_rollback(
     """
     now = (now or datetime.now(UTC)).astimezone(UTC)
     tenant = tenant or settings.service.tenant
-    with Session(store.engine, expire_on_commit=False) as session:
+    with Session(store.engine, expire_on_commit=False) as session, \
+            context_factory(settings, tenant) as context:
         applied_run = runner.find_run(session, tenant, run_id)
-        rollback = _rollback_request(session, applied_run)
+        rollback = _rollback_request(session, context, applied_run)
         decision = _decide(settings, rollback, applied_run, now)
 
         if decision.mode == "auto":
-            with context_factory(settings, tenant) as context:
-                record = runner.run(
-                    session, rollback, decision, [], mode="rollback", context=context, now=now,
-                    actor=actor,
-                )
+            record = runner.run(
+                session, rollback, decision, [], mode="rollback", context=context, now=now,
+                actor=actor,
+            )
             return _auto_outcome(applied_run, record)
 
         request, created = _open(session, settings, tenant, rollback, decision, applied_run,
@@ -103,8 +104,15 @@ def request_rollback(
         return _request_outcome(request, applied_run, created)
 
 
-def _rollback_request(session: Session, applied_run: ActionRunRecord) -> ActionRequest:
-    """Return the rollback request of ``applied_run``, with the scope's labels as stored now."""
+def _rollback_request(
+    session: Session, context: ActionContext, applied_run: ActionRunRecord
+) -> ActionRequest:
+    """Return the rollback request of ``applied_run``, with the scope's current labels.
+
+    The labels stored by the last pass must equal the cluster's labels in Palette now, as for
+    an approved request right before it runs. Otherwise the policies could decide on labels
+    that no longer hold, for example before a pass has seen a cluster relabelled production.
+    """
     applied = runner.applied_request(session, applied_run)
     done = runner.rollback_of(session, applied_run.id)
     if done is not None:
@@ -112,9 +120,28 @@ def _rollback_request(session: Session, applied_run: ActionRunRecord) -> ActionR
             f"run {applied_run.id} was already rolled back by run {done.id} ({done.status})"
         )
 
-    labels = stored_labels(session, applied.scope)
-    scope = applied.scope if labels is None else replace(applied.scope, labels=labels)
-    return replace(applied, scope=scope, rollback_of=applied_run.id)
+    cluster = applied.scope.cluster_uid
+    stored = stored_labels(session, applied.scope)
+    if stored is None:
+        raise ActionNotAllowedError(
+            f"cluster {cluster} is no longer stored, so the policies cannot decide the rollback "
+            f"of run {applied_run.id}; run a pass, or undo the change in Palette"
+        )
+    live = live_labels(session, context, applied.scope)
+    if live != stored:
+        raise ActionNotAllowedError(
+            f"the labels of cluster {cluster} in Palette ({_text(live)}) differ from the labels "
+            f"the last pass stored ({_text(stored)}); run a pass so the policies see the "
+            "current labels, then ask for the rollback again"
+        )
+    return replace(applied, scope=replace(applied.scope, labels=stored),
+                   rollback_of=applied_run.id)
+
+
+def _text(labels: Mapping[str, str] | None) -> str:
+    if labels is None:
+        return "cluster not found"
+    return ", ".join(f"{key}={value}" for key, value in sorted(labels.items())) or "no labels"
 
 
 def _decide(

@@ -119,9 +119,13 @@ def govern_recommendations(
             session, tenant, policies.digest, list(policies.file_digests),
             policies=[policy.name for policy in policies.policies],
         )
-        _review_pending(session, settings, policies, tenant, items, now, report)
+        decided = list(_decisions(session, settings, policies, items, now))
+        proposed: dict[str, set[str]] = {}
+        for _, request, _ in decided:
+            proposed.setdefault(request.subject_id, set()).add(request.action)
+        _review_pending(session, settings, policies, tenant, items, proposed, now, report)
         monitored = []
-        for item, request, decision in _decisions(session, settings, policies, items, now):
+        for item, request, decision in decided:
             if decision.mode == "monitor":
                 monitored.append(_monitor_line(request, decision))
             elif decision.mode == "auto":
@@ -151,10 +155,16 @@ def _review_pending(
     policies: PolicySet,
     tenant: str,
     items: Sequence[Mapping[str, Any]],
+    proposed_actions: Mapping[str, set[str]],
     now: datetime,
     report: GovernanceReport,
 ) -> None:
-    """Supersede or reopen the pending requests that the current labels or policies changed."""
+    """Supersede or reopen the pending requests that the current labels or policies changed.
+
+    ``proposed_actions`` maps each recommendation id to the actions the pass proposes for it.
+    A pending request for another action is superseded, for example a Palette change of a
+    cluster that a GitOps repository has defined since.
+    """
     proposed = {str(item.get("id")) for item in items}
     pending = session.scalars(
         select(ApprovalRequestRecord).where(
@@ -171,6 +181,15 @@ def _review_pending(
             supersede_request(
                 session, record, ["the pass no longer makes its recommendation"], now=now
             )
+            report.superseded += 1
+            continue
+        actions = proposed_actions.get(record.subject_id) or set()
+        if actions and record.action not in actions and record.rollback_of is None:
+            reason = (
+                f"the pass now proposes {', '.join(sorted(actions))} for the recommendation, "
+                f"not {record.action}"
+            )
+            supersede_request(session, record, [reason], now=now)
             report.superseded += 1
             continue
 

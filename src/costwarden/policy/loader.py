@@ -238,14 +238,18 @@ def check_text(
         policy for index, entry in entries if (policy := _check_policy(check, index, entry))
     ]
 
-    names: dict[str, Policy] = {}
-    for policy in policies:
-        if policy.name in names:
-            message = f"duplicate policy name; line {names[policy.name].line} uses it already"
-            check.problems.append(
-                Problem(path, message, policy.line, policy.name, "name", policy.name)
-            )
-        names.setdefault(policy.name, policy)
+    # Names are compared over every entry, valid or not, so a duplicate is reported together
+    # with the other problems of the file.
+    first_lines: dict[str, int | None] = {}
+    for index, entry in entries:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str):
+            continue
+        line = check.lines.get(("policies", index))
+        if name in first_lines:
+            message = f"duplicate policy name; line {first_lines[name]} uses it already"
+            check.problems.append(Problem(path, message, line, name, "name", name))
+        first_lines.setdefault(name, line)
 
     if check.problems:
         return FileReport(path, (), tuple(check.problems))
