@@ -136,7 +136,11 @@ def run_pass(
         )
         recommendations = _recommend(store, settings, as_of, progress)
         alerts = _with_actions(store, settings, alerts, recommendations)
-        _record_alerts(store, run_id, alerts, statuses, notifier, audit_tenant)
+        # Governance comes before the alerts, so a budget alert's message carries the approval
+        # request of the change it recommends.
+        governance = _govern(store, settings, run_id, recommendations, audit_tenant, started_at)
+        _record_alerts(store, run_id, alerts, statuses, notifier, audit_tenant,
+                       governance.approvals)
         quota = _evaluate_quotas(
             store, settings, run_id, as_of, started_at, notifier, audit_tenant
         )
@@ -144,7 +148,6 @@ def run_pass(
             store, settings, run_id, as_of, started_at, notifier, audit_tenant
         )
         _record_statuses(store, run_id, statuses, audit_tenant, settings)
-        governance = _govern(store, settings, run_id, recommendations, audit_tenant, started_at)
         _record_recommendations(
             store, run_id, recommendations, started_at, notifier, audit_tenant,
             governance.approvals,
@@ -423,10 +426,12 @@ def _record_alerts(
     statuses: Sequence[BudgetStatus],
     notifier: PassNotifier,
     audit_tenant: str,
+    approvals: Mapping[str, dict[str, Any]],
 ) -> None:
     """Upsert each alert on its stable id, keeping the time it was first seen.
 
-    The notifications of the budget alerts are queued in the same transaction.
+    The notifications of the budget alerts are queued in the same transaction, each with the
+    pending approval request of its recommended action from ``approvals``.
     """
     with store.transaction() as session:
         payloads = []
@@ -448,7 +453,7 @@ def _record_alerts(
             record.last_seen = alert.generated_at
             record.run_id = run_id
         evaluated = [status.budget.name for status in statuses if status.problem is None]
-        notifier.budgets(session, payloads, evaluated)
+        notifier.budgets(session, payloads, evaluated, approvals)
         audit_hooks.record_alerts(session, audit_tenant, run_id, payloads)
 
 

@@ -27,6 +27,7 @@ from costwarden.notify.build import (
     notice_from_budget_payload,
     notice_from_quota_payload,
     notices_from_recommendations,
+    recommendation_alert_id,
 )
 from costwarden.notify.noise import (
     goes_to_digest,
@@ -448,10 +449,19 @@ class PassNotifier:
         session: Session,
         payloads: Sequence[Mapping[str, Any]],
         evaluated_budgets: Collection[str],
+        approvals: Mapping[str, dict[str, Any]] | None = None,
     ) -> None:
+        """Queue the notices of a pass's budget alerts.
+
+        ``approvals`` maps a recommendation notice's alert id to its pending approval request.
+        A budget alert carries the request of its first recommended action that has one, so
+        its buttons and links decide that change.
+        """
         if not self.enabled:
             return
         notices = [notice_from_budget_payload(payload, self.settings) for payload in payloads]
+        if approvals:
+            notices = [_with_action_approval(notice, approvals) for notice in notices]
         self._enqueue(session, notices, ("budget",), evaluated_budgets)
 
     def quota(self, session: Session, payloads: Sequence[Mapping[str, Any]]) -> None:
@@ -526,3 +536,12 @@ class PassNotifier:
             "/".join(kinds), report.triggered, report.updated, report.resolve_rows,
             report.digest_pending, report.unchanged, report.snoozed,
         )
+
+
+def _with_action_approval(notice: Notice, approvals: Mapping[str, dict[str, Any]]) -> Notice:
+    """Return ``notice`` with the approval request of its first recommended action that has one."""
+    for action in notice.actions:
+        approval = approvals.get(recommendation_alert_id(action.id))
+        if approval is not None:
+            return replace(notice, approval=approval)
+    return notice
