@@ -77,9 +77,9 @@ def test_duplicate_422_returns_open_pull(github: FakeGitHub) -> None:
 
 
 def test_timed_out_create_is_found(github: FakeGitHub) -> None:
-    github.stall_next_pull_create(1.5)
+    github.stall_next_pull_create(3.0)
 
-    outcome = PullRequestAction().apply(resize_request(), context_for(github, timeout_seconds=0.5))
+    outcome = PullRequestAction().apply(resize_request(), context_for(github, timeout_seconds=1.0))
 
     assert len(github.pulls) == 1
     assert outcome.links["pull_request"].endswith("/pull/1")

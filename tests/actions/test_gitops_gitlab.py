@@ -70,9 +70,9 @@ def test_duplicate_409_returns_open_mr(gitlab: FakeGitLab) -> None:
 
 
 def test_timed_out_create_is_found(gitlab: FakeGitLab) -> None:
-    gitlab.stall_next_mr_create(1.5)
+    gitlab.stall_next_mr_create(3.0)
 
-    outcome = PullRequestAction().apply(resize_request(), context_for(gitlab, timeout_seconds=0.5))
+    outcome = PullRequestAction().apply(resize_request(), context_for(gitlab, timeout_seconds=1.0))
 
     assert len(gitlab.merge_requests) == 1
     assert outcome.links["pull_request"].endswith("/-/merge_requests/1")

@@ -140,7 +140,7 @@ def test_timed_out_create_is_found(jira: FakeJira) -> None:
 
     with pytest.raises(ActionError, match="looks the ticket up"):
         TicketAction().apply(request, context)
-    retried = TicketAction().apply(request, context)
+    retried = TicketAction().apply(request, context_with({"finops-jira": jira.channel_options()}))
 
     assert len(jira.issues) == 1
     assert not retried.changed
