@@ -15,6 +15,7 @@ from approval_helpers import (
     audit_events,
     open_request,
     pool_recommendation,
+    pool_size,
     puts,
     relabel_in_palette,
     request_status,
@@ -338,6 +339,67 @@ def test_inserted_vote_does_not_count(
     assert "'bob'" in outcome.message
     assert "no audit entry" in outcome.message
     assert puts(sim) == []
+
+
+def test_cleared_vote_written_back_does_not_count(
+    store: Store, sqlite_url: str, sim: SimulatorServer, tmp_path: Path
+) -> None:
+    """A decision that a reopen cleared keeps its audit entry, but that entry no longer counts."""
+    settings = settings_for(sqlite_url, sim, tmp_path,
+                            approvals={"groups": {"sre": ["alice", "bob"]}})
+    seed_cluster(store, sim, CLUSTER, PROD)
+    item = pool_recommendation(sim, CLUSTER, POOL, 4)
+    request_id, _ = open_request(store, settings, item)
+    assert approve(store, settings, request_id, "bob").status == "recorded"
+    with store.transaction() as session:
+        [saved] = session.scalars(select(ApprovalDecisionRecord)).all()
+        columns = {column.key: getattr(saved, column.key)
+                   for column in ApprovalDecisionRecord.__table__.columns}
+    write_policy(Path(settings.policy.paths[0]), approvers=["sre"])
+    assert pass_over(store, settings, [item]).reopened == 1
+    with store.transaction() as session:
+        session.add(ApprovalDecisionRecord(**columns))
+
+    outcome = approve(store, settings, request_id, "alice")
+
+    assert outcome.status == "failed"
+    assert "no audit entry" in outcome.message
+    assert puts(sim) == []
+
+
+def test_long_actor_name_is_refused(
+    store: Store, sqlite_url: str, sim: SimulatorServer, tmp_path: Path
+) -> None:
+    settings = settings_for(sqlite_url, sim, tmp_path)
+    seed_cluster(store, sim, CLUSTER, DEV)
+    request_id, _ = open_request(store, settings, pool_recommendation(sim, CLUSTER, POOL, 4))
+
+    with pytest.raises(ApprovalError, match="256 characters"):
+        approve(store, settings, request_id, "ä" * 256)
+
+    assert approve(store, settings, request_id, "alice").status == "executed"
+
+
+def test_auto_mode_resizes_pool(
+    store: Store, sqlite_url: str, sim: SimulatorServer, tmp_path: Path
+) -> None:
+    """An auto run pins the whole pool with a dry run first, as an approval request does."""
+    settings = settings_for(sqlite_url, sim, tmp_path, policy={"mode": "auto"})
+    write_policy(Path(settings.policy.paths[0]), mode="auto")
+    seed_cluster(store, sim, CLUSTER, DEV)
+    item = pool_recommendation(sim, CLUSTER, POOL, 4)
+
+    first = pass_over(store, settings, [item])
+    second = pass_over(store, settings, [item])
+
+    assert first.auto_runs == 1
+    assert first.auto_failed == 0
+    assert pool_size(sim, CLUSTER, POOL) == 4
+    assert len(puts(sim)) == 1
+    assert second.auto_runs == 0
+    with store.transaction() as session:
+        [run] = session.scalars(select(ActionRunRecord)).all()
+    assert run.status == "succeeded"
 
 
 def test_approval_during_running_apply_is_unchanged(

@@ -108,6 +108,28 @@ def test_auto_tickets_open_once(tmp_path: Path, sim: SimulatorServer, jira: Fake
     )
 
 
+def test_reworded_recommendation_keeps_ticket(
+    tmp_path: Path, sim: SimulatorServer, jira: FakeJira
+) -> None:
+    settings = ticket_settings(tmp_path, sim, jira, "auto")
+    store = Store.open(settings.database_url)
+    try:
+        seed_cluster(store, sim, CLUSTER, {"env": "dev"})
+        item = workload_recommendation()
+        other = {**workload_recommendation(), "id": "0000000000000b02",
+                 "target": {**item["target"], "name": "worker"}}
+        reworded = {**item, "title": item["title"] + " (p95 CPU now 0.38 cores)"}
+
+        first = run_pass(store, settings, [item, other])
+        second = run_pass(store, settings, [reworded, other])
+    finally:
+        store.close()
+
+    assert first.auto_runs == 2
+    assert second.auto_runs == 0
+    assert len(jira.issues) == 2
+
+
 def test_jira_outage_keeps_pass(
     tmp_path: Path, sim: SimulatorServer, jira: FakeJira
 ) -> None:

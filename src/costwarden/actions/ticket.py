@@ -38,6 +38,11 @@ class TicketParams(ActionParams):
 
     channel: str = Field(description="Name of a jira or servicenow channel in notify.channels.")
     title: str = Field(min_length=1, description="Ticket summary, one line.")
+    recommendation: str | None = Field(
+        None,
+        description="Id of the recommendation the ticket tracks. It is part of the digest, so "
+        "two recommendations on one scope get two tickets.",
+    )
     description: str | None = Field(None, description="What to change and where.")
     estimated_savings: str | None = Field(
         None, description="Estimated savings, with unit, e.g. 412.50 USD per month."

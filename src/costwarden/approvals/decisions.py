@@ -64,6 +64,9 @@ from costwarden.store.tables import ActionRunRecord, ApprovalDecisionRecord, App
 
 logger = logging.getLogger(__name__)
 
+MAX_ACTOR_CHARS = 255
+"""Maximum length of an actor name, so the decision row and its audit entry store it whole."""
+
 OutcomeStatus = Literal[
     "recorded", "executed", "failed", "rejected", "approved", "unchanged", "superseded"
 ]
@@ -266,6 +269,11 @@ def _check_pending(
         )
     if not actor:
         raise ApprovalError("the decision names no actor, so it cannot count")
+    if len(actor) > MAX_ACTOR_CHARS:
+        raise ApprovalError(
+            f"the actor name has {len(actor)} characters, more than the {MAX_ACTOR_CHARS} that "
+            "decisions and audit entries store; use a shorter identity, such as an email address"
+        )
     return _actor_groups(settings, record, actor)
 
 
@@ -623,11 +631,18 @@ def _check_recorded_votes(session: Session, record: ApprovalRequestRecord) -> No
     channel and token id in the same transaction, so a row without one was inserted or edited
     in the database.
     """
-    audited: Counter[tuple[Any, ...]] = Counter(
-        (entry.actor, detail.get("event"), detail.get("channel"), detail.get("token_id"))
-        for entry in audit_entries_of(session, record)
-        if entry.kind == "approval" and (detail := entry.detail or {})
-    )
+    audited: Counter[tuple[Any, ...]] = Counter()
+    for entry in audit_entries_of(session, record):
+        detail = entry.detail or {}
+        if entry.kind != "approval":
+            continue
+        if detail.get("event") == "reopened":
+            # A reopen cleared the decisions before it, so their entries no longer vouch for
+            # a row: a cleared decision written back into the table does not count.
+            audited.clear()
+            continue
+        audited[(entry.actor, detail.get("event"), detail.get("channel"),
+                 detail.get("token_id"))] += 1
     for item in decisions_of(session, record.id):
         key = (item.actor, item.decision, item.channel, item.token_id)
         if audited[key] < 1:

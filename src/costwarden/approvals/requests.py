@@ -110,16 +110,32 @@ def _pull_request_params(
 
     The file is the repository's only file with a pool_key. The pool's minimum size stays as
     the file has it, because the pull request changes only the fields the recommendation names.
-    The savings estimate is left out: it moves from pass to pass, and a parameter that moves
-    would give the same change a new digest and clear its approvals.
+    The title, reason, savings and link only word the pull request, so the digest leaves them
+    out (``DESCRIPTIVE_PARAMS``).
     """
     target = item.get("target") or {}
-    return {
+    params = {
         "repository": repository,
         "pool": str(target.get("pool") or target.get("name")),
         **{key: value for key, value in pool_params.items() if key != "min_size"},
-        "title": str(item.get("title")),
+        **_wording(item),
     }
+    return params
+
+
+def _wording(item: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the title, reason, savings estimate and link that word a pull request or ticket."""
+    savings = item.get("savings") or {}
+    wording = {
+        "title": str(item.get("title")),
+        "reason": item.get("risk_note"),
+        "link": item.get("ui_link"),
+    }
+    if savings.get("per_month") is not None:
+        amount = " ".join(str(part) for part in (savings["per_month"], savings.get("currency"))
+                          if part)
+        wording["estimated_savings"] = f"{amount} per month"
+    return {key: value for key, value in wording.items() if value}
 
 
 def _pool_action(item: Mapping[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
@@ -148,9 +164,9 @@ def ticket_request(
     """Return the ``ticket`` action request of a recommendation dict, in ticket ``channel``.
 
     Any recommendation gets one, whatever its target: the ticket describes the change for the
-    people who make it. The parameters hold only what stays the same while the recommendation
-    does (title, the change, the link), because the digest, and so the ticket's dedupe key,
-    derives from them. Returns None when the target's cluster is not stored.
+    people who make it. The digest, which is also the ticket's dedupe key, binds the channel
+    and the recommendation id. The title, description, savings and link only word the ticket. Returns None
+    when the target's cluster is not stored.
     """
     target = item.get("target") or {}
     scope = target_scope(session, target)
@@ -160,8 +176,10 @@ def ticket_request(
     change = item.get("manual_change") or (
         f"{call['method']} {call['path']}" if call.get("method") and call.get("path") else None
     )
-    params = {"channel": channel, "title": str(item.get("title")), "description": change,
-              "link": item.get("ui_link")}
+    wording = _wording(item)
+    wording.pop("reason", None)
+    params = {"channel": channel, "recommendation": str(item["id"]), **wording,
+              "description": change}
     return ActionRequest(
         action="ticket",
         scope=scope,

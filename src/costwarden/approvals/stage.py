@@ -24,7 +24,7 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -50,7 +50,7 @@ from costwarden.approvals.tokens import signer_from_settings
 from costwarden.audit import trail
 from costwarden.audit.hooks import record_policy_change
 from costwarden.config import Settings
-from costwarden.domain.governance import ActionRequest, PolicyDecision
+from costwarden.domain.governance import ActionRequest, PolicyDecision, bound_params
 from costwarden.errors import CostwardenError, StaleStateError
 from costwarden.notify.build import recommendation_alert_id
 from costwarden.policy import PolicySet, load_configured_policies
@@ -60,6 +60,8 @@ from costwarden.store.tables import ApprovalRequestRecord
 logger = logging.getLogger(__name__)
 
 AUTO_ACTOR = "costwarden (auto mode)"
+
+AutoOutcome = Literal["applied", "already", "stale", "failed"]
 
 
 
@@ -76,6 +78,9 @@ class GovernanceReport:
     pending: int = 0
     """Approval requests waiting for decisions, the ones this pass created included."""
     auto_runs: int = 0
+    """Auto-mode changes this pass applied."""
+    auto_failed: int = 0
+    """Auto-mode changes whose run failed or was refused; ``costwarden actions runs`` lists them."""
     stale: int = 0
     expired: int = 0
     superseded: int = 0
@@ -88,7 +93,8 @@ class GovernanceReport:
     def empty(self) -> bool:
         """Whether the policies decided nothing in this pass."""
         return not (
-            self.monitored or self.opened or self.pending or self.auto_runs or self.stale
+            self.monitored or self.opened or self.pending or self.auto_runs or self.auto_failed
+            or self.stale
             or self.superseded or self.reopened
         )
 
@@ -138,8 +144,10 @@ def govern_recommendations(
             _audit_monitored(session, tenant, run_id, monitored, now)
 
     for request, decision in auto:
-        report.auto_runs += _run_auto(store, settings, tenant, request, decision, now,
-                                      context_factory)
+        outcome = _run_auto(store, settings, tenant, request, decision, now, context_factory)
+        report.auto_runs += outcome == "applied"
+        report.auto_failed += outcome == "failed"
+        report.stale += outcome == "stale"
     logger.info(
         "governance: %d monitored, %d approval requests opened, %d reopened, %d pending, "
         "%d superseded, %d auto runs, %d stale, %d expired",
@@ -297,7 +305,7 @@ def _similar_request(
     ).all()
     for row in rows:
         stored = (row.evidence or {}).get("expected") or {}
-        same_params = dict(row.params or {}) == dict(request.params)
+        same_params = bound_params(row.params or {}) == bound_params(request.params)
         agrees = all(stored.get(key) == value for key, value in request.expected.items())
         same_scope = row.target == request.scope.as_dict()
         if same_params and agrees and same_scope:
@@ -393,23 +401,34 @@ def _run_auto(
     decision: PolicyDecision,
     now: datetime,
     context_factory: ContextFactory,
-) -> int:
-    """Apply an auto-mode request through the runner; return 1 when this call's run succeeded.
+) -> AutoOutcome:
+    """Apply an auto-mode request through the runner and return what happened.
 
-    A change that an earlier pass applied already counts 0. A failed run is recorded by the
-    runner and logged here, and the pass goes on.
+    A dry run first pins the state it reads, as for an approval request, so a Palette pool
+    action checks the whole pool. A change that an earlier pass applied is ``already``. A
+    failed or refused run is recorded by the runner and logged here, and the pass goes on.
     """
     with Session(store.engine, expire_on_commit=False) as session, \
             context_factory(settings, tenant) as context:
         if runner.find_by_key(session, runner.run_key(request, "apply")) is not None:
-            return 0
+            return "already"
+        try:
+            request, _ = with_current_state(request, context)
+        except StaleStateError as exc:
+            logger.warning("auto run of %s for %s skipped: %s",
+                           request.action, request.subject_id, exc)
+            return "stale"
+        if runner.find_by_key(session, runner.run_key(request, "apply")) is not None:
+            return "already"
         try:
             record = runner.run(
-                session, request, decision, [], mode="apply", context=context, now=now,
-                actor=AUTO_ACTOR,
+                session, request, replace(decision, digest=request.digest), [], mode="apply",
+                context=context, now=now, actor=AUTO_ACTOR,
             )
         except CostwardenError as exc:
             logger.warning("auto run of %s for %s did not run: %s",
                            request.action, request.subject_id, exc)
-            return 0
-    return int(record.status == "succeeded")
+            return "failed"
+    if record.status == "succeeded":
+        return "applied"
+    return "already" if runner.in_progress(record) else "failed"

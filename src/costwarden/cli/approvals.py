@@ -166,6 +166,8 @@ def rollback_command(
         outcome = request_rollback(
             store, settings, run_id=run_id, actor=name, reason=reason, now=datetime.now(UTC)
         )
+    except NotFoundError as exc:
+        raise typer.BadParameter(str(exc), param_hint="RUN_ID") from None
     finally:
         store.close()
     if as_json:

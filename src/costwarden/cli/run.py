@@ -125,6 +125,8 @@ def governance_line(report: GovernanceReport, *, hint: bool = True) -> str:
         f"{report.auto_runs} change(s) applied automatically",
         f"{report.monitored} only reported",
     ]
+    if report.auto_failed:
+        parts.append(f"{report.auto_failed} automatic change(s) failed (costwarden actions runs)")
     if report.stale:
         parts.append(f"{report.stale} skipped because the resource changed")
     if report.expired:

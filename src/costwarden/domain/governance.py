@@ -83,6 +83,19 @@ class ActionScope:
         }
 
 
+DESCRIPTIVE_PARAMS = frozenset(
+    {"title", "description", "reason", "estimated_savings", "evidence", "link"}
+)
+"""Parameters that only word a change for people: pull request and ticket text. The digest
+leaves them out, because a pass rewords them (a title with a measured value) while the change
+stays the same, and a new digest would open a second pull request or ticket."""
+
+
+def bound_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the parameters that the digest binds: all but ``DESCRIPTIVE_PARAMS``."""
+    return {key: value for key, value in params.items() if key not in DESCRIPTIVE_PARAMS}
+
+
 @dataclass(frozen=True, slots=True)
 class ActionRequest:
     """One registered action with its exact scope and parameters.
@@ -90,7 +103,7 @@ class ActionRequest:
     ``expected`` is the state the recommendation was computed from (for example the pool's
     size); an action reads the current state first and refuses to run when it differs.
     ``digest`` binds approvals to this exact change: any other action, scope or parameter
-    has another digest.
+    has another digest, except for the wording in ``DESCRIPTIVE_PARAMS``.
 
     ``rollback_of`` is set on the request that undoes an applied run: it names that apply run,
     and the runner reads the undo data from it. A rollback has a digest of its own, so votes
@@ -110,7 +123,7 @@ class ActionRequest:
         body: dict[str, Any] = {
             "action": self.action,
             "scope": self.scope.as_dict(),
-            "params": dict(self.params),
+            "params": bound_params(self.params),
             "expected": dict(self.expected),
         }
         if self.rollback_of is not None:
