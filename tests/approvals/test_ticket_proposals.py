@@ -4,6 +4,7 @@ and the policies decide it: tickets open once in the fake Jira, or wait for appr
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -77,16 +78,26 @@ def ticket_settings(tmp_path: Path, sim: SimulatorServer, jira: FakeJira, ticket
     )
 
 
+@contextmanager
+def ticket_store(tmp_path: Path, sim: SimulatorServer, jira: FakeJira, ticket_mode: str
+                 ) -> Iterator[tuple[Settings, Store]]:
+    """Yield ticket settings and their store, with the cluster stored as a dev cluster."""
+    settings = ticket_settings(tmp_path, sim, jira, ticket_mode)
+    store = Store.open(settings.database_url)
+    try:
+        seed_cluster(store, sim, CLUSTER, {"env": "dev"})
+        yield settings, store
+    finally:
+        store.close()
+
+
 def run_pass(store: Store, settings: Settings, items: list[dict[str, Any]]) -> GovernanceReport:
     return govern_recommendations(store, settings, items, run_id="run-test",
                                   tenant=settings.service.tenant, now=datetime.now(UTC))
 
 
 def test_auto_tickets_open_once(tmp_path: Path, sim: SimulatorServer, jira: FakeJira) -> None:
-    settings = ticket_settings(tmp_path, sim, jira, "auto")
-    store = Store.open(settings.database_url)
-    try:
-        seed_cluster(store, sim, CLUSTER, {"env": "dev"})
+    with ticket_store(tmp_path, sim, jira, "auto") as (settings, store):
         pool_item = pool_recommendation(sim, CLUSTER, POOL, pool_size(sim, CLUSTER, POOL) - 1)
         items = [pool_item, workload_recommendation()]
 
@@ -94,8 +105,6 @@ def test_auto_tickets_open_once(tmp_path: Path, sim: SimulatorServer, jira: Fake
         second = run_pass(store, settings, items)
         with store.transaction() as session:
             actions = session.scalars(select(ApprovalRequestRecord.action)).all()
-    finally:
-        store.close()
 
     summaries = sorted(issue.fields["summary"] for issue in jira.issues.values())
     assert summaries == sorted(item["title"] for item in items)
@@ -111,10 +120,7 @@ def test_auto_tickets_open_once(tmp_path: Path, sim: SimulatorServer, jira: Fake
 def test_reworded_recommendation_keeps_ticket(
     tmp_path: Path, sim: SimulatorServer, jira: FakeJira
 ) -> None:
-    settings = ticket_settings(tmp_path, sim, jira, "auto")
-    store = Store.open(settings.database_url)
-    try:
-        seed_cluster(store, sim, CLUSTER, {"env": "dev"})
+    with ticket_store(tmp_path, sim, jira, "auto") as (settings, store):
         item = workload_recommendation()
         other = {**workload_recommendation(), "id": "0000000000000b02",
                  "target": {**item["target"], "name": "worker"}}
@@ -122,8 +128,6 @@ def test_reworded_recommendation_keeps_ticket(
 
         first = run_pass(store, settings, [item, other])
         second = run_pass(store, settings, [reworded, other])
-    finally:
-        store.close()
 
     assert first.auto_runs == 2
     assert second.auto_runs == 0
@@ -133,10 +137,7 @@ def test_reworded_recommendation_keeps_ticket(
 def test_jira_outage_keeps_pass(
     tmp_path: Path, sim: SimulatorServer, jira: FakeJira
 ) -> None:
-    settings = ticket_settings(tmp_path, sim, jira, "auto")
-    store = Store.open(settings.database_url)
-    try:
-        seed_cluster(store, sim, CLUSTER, {"env": "dev"})
+    with ticket_store(tmp_path, sim, jira, "auto") as (settings, store):
         items = [workload_recommendation()]
         jira.fail_next(401, count=20)
 
@@ -145,8 +146,6 @@ def test_jira_outage_keeps_pass(
         recovered = run_pass(store, settings, items)
         with store.transaction() as session:
             statuses = sorted(session.scalars(select(ActionRunRecord.status)).all())
-    finally:
-        store.close()
 
     assert down.auto_runs == 0
     assert recovered.auto_runs == 1
@@ -155,18 +154,13 @@ def test_jira_outage_keeps_pass(
 
 
 def test_approve_mode_ticket_waits(tmp_path: Path, sim: SimulatorServer, jira: FakeJira) -> None:
-    settings = ticket_settings(tmp_path, sim, jira, "approve")
-    store = Store.open(settings.database_url)
-    try:
-        seed_cluster(store, sim, CLUSTER, {"env": "dev"})
+    with ticket_store(tmp_path, sim, jira, "approve") as (settings, store):
         item = workload_recommendation()
 
         report = run_pass(store, settings, [item])
         with store.transaction() as session:
             record = session.scalars(select(ApprovalRequestRecord)).one()
             session.expunge(record)
-    finally:
-        store.close()
 
     assert report.opened == 1
     assert record.action == "ticket"
