@@ -154,6 +154,8 @@ def test_explain_default_tenant_mode_is_monitor() -> None:
 
     assert result.exit_code == 0, result.output
     assert "mode monitor" in result.stdout
+    assert "reported only, nothing runs" in result.stdout
+    assert "approval(s) needed" not in result.stdout
     assert "no matching policy allows ticket, so the mode is monitor" in result.stdout
 
 

@@ -197,7 +197,10 @@ def test_approvals_actions_and_feedback(sqlite_store):
             decided=created + timedelta(hours=6),
         )
         add_request(session, evidence={}, status="pending", created=created)
-        add_request(session, evidence={}, status="expired", created=created)
+        add_request(session, evidence={}, status="expired", created=created,
+                    decided=created + timedelta(hours=24))
+        add_request(session, evidence={}, status="superseded", created=created,
+                    decided=created + timedelta(hours=30))
         add_run(session, cluster_uid="c1", day=CHANGE_DAY)
         add_run(session, cluster_uid="c1", day=CHANGE_DAY, mode="rollback")
         add_run(session, cluster_uid="c1", day=CHANGE_DAY, status="failed")
@@ -215,7 +218,10 @@ def test_approvals_actions_and_feedback(sqlite_store):
     review = _review(sqlite_store)
 
     approvals = review["approvals"]
-    assert approvals["by_status"] == {"approved": 1, "expired": 1, "pending": 1, "rejected": 1}
+    assert approvals["by_status"] == {
+        "approved": 1, "expired": 1, "pending": 1, "rejected": 1, "superseded": 1,
+    }
+    assert approvals["decided"] == 2
     assert approvals["median_hours_to_decision"] == pytest.approx(4.0)
     assert approvals["expired"] == 2
     actions = review["actions"]

@@ -184,7 +184,7 @@ def check_expected(
             "state the recommendation was computed from in ActionRequest.expected"
         )
     differences = [
-        f"{name} is {actual[name]!r} but the recommendation expected {value!r}"
+        f"{name} is {actual[name]!r} but the request expected {value!r}"
         for name, value in expected.items()
         if actual[name] != value
     ]

@@ -143,11 +143,15 @@ def explain_command(
     if as_json:
         print_json(_decision_json(decision))
         return
+    if decision.mode == "monitor":
+        needed = "reported only, nothing runs"
+    else:
+        needed = f"{decision.required_approvals} approval(s) needed" + (
+            f" from {', '.join(decision.approver_groups)}" if decision.approver_groups else ""
+        )
     stdout.print(
         f"[bold]{escape(action)}[/] on {escape(kind)}: mode [bold]{decision.mode}[/], "
-        f"production {'yes' if decision.production else 'no'}, "
-        f"{decision.required_approvals} approval(s) needed"
-        + (f" from {', '.join(decision.approver_groups)}" if decision.approver_groups else ""),
+        f"production {'yes' if decision.production else 'no'}, {needed}",
         highlight=False,
     )
     for reason in decision.reasons:

@@ -293,6 +293,10 @@ def _accuracy(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+DECIDED_STATUSES = ("approved", "executed", "failed", "rejected")
+"""Request statuses that people reached by deciding; expired and superseded ones were not."""
+
+
 def _approvals_section(
     session: Session, review_range: ReviewRange, now: datetime
 ) -> dict[str, Any]:
@@ -305,7 +309,7 @@ def _approvals_section(
     hours = [
         (request.decided_at - request.created_at).total_seconds() / 3600
         for request in requests
-        if request.decided_at is not None
+        if request.decided_at is not None and request.status in DECIDED_STATUSES
     ]
     expired = sum(
         request.status == "expired" or (request.status == "pending" and request.expires_at <= now)
