@@ -6,7 +6,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from action_helpers import action_settings, current_pool, pick_pool, pool_request, writes
+from action_helpers import (
+    NOW,
+    SleepRecorder,
+    action_settings,
+    current_pool,
+    pick_pool,
+    pool_request,
+    writes,
+)
 from pydantic import ValidationError
 
 from costwarden.actions.context import ActionContext
@@ -193,6 +201,42 @@ def test_set_capacity_type_on_aws(sim: SimulatorServer, context: ActionContext) 
     assert current_pool(sim, cluster.uid, pool.name).capacity_type == "spot"
     SetCapacityType().rollback(request, applied.undo, context)
     assert current_pool(sim, cluster.uid, pool.name).capacity_type == pool.capacity_type
+
+
+class AppliedThenBadGateway(httpx.AsyncBaseTransport):
+    """Forward every request to the simulator, but answer 502 to a PUT that it applied, as a
+    proxy that loses the answer does."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        if request.method != "PUT":
+            return response
+        await response.aclose()
+        return httpx.Response(502, json={"code": "BadGateway", "message": "upstream reset"})
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def test_applied_put_with_error_counts_as_written(
+    sim: SimulatorServer, tmp_path: Path, sleeps: SleepRecorder
+) -> None:
+    cluster, pool = pick_pool(sim, provider="aws")
+    request = pool_request(
+        cluster, pool, "palette.set_capacity_type", {"capacity_type": "spot"},
+        {"capacity_type": pool.capacity_type},
+    )
+    settings = action_settings(sim, tmp_path)
+    with ActionContext.from_settings(settings, sleep=sleeps, clock=lambda: NOW,
+                                     palette_transport=AppliedThenBadGateway()) as context:
+        outcome = SetCapacityType().apply(request, context)
+
+    assert outcome.changed
+    assert outcome.after["capacity_type"] == "spot"
+    assert current_pool(sim, cluster.uid, pool.name).capacity_type == "spot"
 
 
 def test_rollback_pins_whole_pool(sim: SimulatorServer, context: ActionContext) -> None:

@@ -46,7 +46,11 @@ from costwarden.notify.worker import DeliveryWorker
 from costwarden.simulator import SimulatorServer
 from costwarden.simulator.server import LOOPBACK
 from costwarden.store import Store
-from costwarden.store.tables import ApprovalDecisionRecord, ApprovalRequestRecord
+from costwarden.store.tables import (
+    AlertResponseRecord,
+    ApprovalDecisionRecord,
+    ApprovalRequestRecord,
+)
 
 CLUSTER = "ml-training-eks"
 POOL = "gpu-training"
@@ -287,6 +291,40 @@ def test_jira_transition_decides_request(
     assert len(puts(sim)) == 1
     assert sim.state.writes == writes
     assert audit_events(store, request_id) == ["requested", "approve"]
+
+
+def test_jira_transition_on_closed_request(
+    store: Store, sqlite_url: str, sim: SimulatorServer, tmp_path: Path
+) -> None:
+    """A transition on the ticket of a superseded request is refused and audited, and is not
+    taken as a response to the alert."""
+    with FakeTeams() as teams, FakeSmtp() as smtp, FakeJira() as jira:
+        settings = channel_settings(sqlite_url, sim, tmp_path, teams, smtp, jira)
+        seed_cluster(store, sim, CLUSTER, {"env": "dev"})
+        item = pool_recommendation(sim, CLUSTER, POOL, 4)
+        request_id, report = open_request(store, settings, item)
+        deliver(store, settings, item, report)
+        [key] = list(jira.issues)
+        write_policy(Path(settings.policy.paths[0]), mode="monitor")
+        later = govern_recommendations(store, settings, [item], run_id="run-later",
+                                       tenant=settings.service.tenant, now=datetime.now(UTC))
+        deliver(store, settings, item, later)
+        refusals_before = refusal_count(store)
+
+        with running_service(settings, store) as url:
+            response, _ = jira.send_webhook(f"{url}/callbacks/jira",
+                                            jira.transition(key, "Approve", APPROVER),
+                                            JIRA_SECRET)
+
+    with store.transaction() as session:
+        responses = session.scalars(select(AlertResponseRecord)).all()
+    assert response.status_code == 204
+    assert later.superseded == 1
+    assert request_status(store, request_id) == "superseded"
+    assert decisions(store, request_id) == []
+    assert responses == []
+    assert refusal_count(store) == refusals_before + 1
+    assert sim.state.writes == []
 
 
 def test_jira_reject_closes_request(

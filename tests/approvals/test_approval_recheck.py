@@ -367,6 +367,26 @@ def test_cleared_vote_written_back_does_not_count(
     assert puts(sim) == []
 
 
+def test_edited_request_is_not_reopened(
+    store: Store, sqlite_url: str, sim: SimulatorServer, tmp_path: Path
+) -> None:
+    settings = settings_for(sqlite_url, sim, tmp_path)
+    seed_cluster(store, sim, CLUSTER, DEV)
+    item = pool_recommendation(sim, CLUSTER, POOL, 4)
+    request_id, _ = open_request(store, settings, item)
+    with store.transaction() as session:
+        record = session.get(ApprovalRequestRecord, request_id)
+        assert record is not None
+        record.status = "superseded"
+        record.target = {**record.target, "name": "other-pool"}
+
+    report = pass_over(store, settings, [item])
+
+    assert report.reopened == 0
+    assert request_status(store, request_id) == "superseded"
+    assert audit_events(store, request_id)[-1] == "not_reopened"
+
+
 def test_long_actor_name_is_refused(
     store: Store, sqlite_url: str, sim: SimulatorServer, tmp_path: Path
 ) -> None:

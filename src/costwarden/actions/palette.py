@@ -27,7 +27,7 @@ from pydantic import Field, field_validator, model_validator
 from costwarden.actions.context import ActionContext
 from costwarden.actions.registry import ACTIONS, Action, ActionOutcome, ActionParams
 from costwarden.domain.governance import ActionRequest
-from costwarden.errors import ActionError, StaleStateError
+from costwarden.errors import ActionError, CostwardenError, PaletteApiError, StaleStateError
 from costwarden.sources.prices import CLOUD_TYPE_PROVIDERS
 
 logger = logging.getLogger(__name__)
@@ -293,7 +293,7 @@ class PoolAction(Action):
     def apply(self, request: ActionRequest, context: ActionContext) -> ActionOutcome:
         target, current, desired = self._plan(request, context, required=True)
         if desired != current:
-            context.palette.put_json(target.path, pool_entity(target, desired))
+            _write_pool(context, request, target, desired)
             logger.info(
                 "%s: PUT %s changed %s", request.action, target.path, _diff(current, desired)
             )
@@ -311,7 +311,7 @@ class PoolAction(Action):
         pinned = dict(undo.get("state") or left)
         check_expected(pinned, current, what=_where(request), required=tuple(left))
         if restore != current:
-            context.palette.put_json(target.path, pool_entity(target, restore))
+            _write_pool(context, request, target, restore)
             logger.info(
                 "%s rollback: PUT %s restored %s",
                 request.action,
@@ -367,6 +367,38 @@ class PoolAction(Action):
             links=palette_links(context, target.cluster_uid),
             changed=bool(changed),
         )
+
+
+def _write_pool(
+    context: ActionContext, request: ActionRequest, target: PoolTarget, desired: dict[str, Any]
+) -> None:
+    """PUT the pool with ``desired``, and read the pool again when the PUT fails.
+
+    A 5xx or a lost connection does not prove that nothing changed: a proxy or a timeout can
+    fail a PUT that Palette applied. A pool that now has the desired state counts as written. A pool in
+    any other state re-raises the error, and the message says what the pool has now.
+    """
+    try:
+        context.palette.put_json(target.path, pool_entity(target, desired))
+    except PaletteApiError as exc:
+        if exc.status is not None and exc.status < 500:
+            # Palette rejected the PUT (such as 422 for an unknown instance type).
+            raise
+        try:
+            now = read_pool(context, request).state()
+        except CostwardenError:
+            raise exc from None
+        if now == desired:
+            logger.warning(
+                "%s: PUT %s failed (%s), but the pool has the new state; counted as written",
+                request.action, target.path, exc,
+            )
+            return
+        state = ", ".join(f"{key} {value!r}" for key, value in now.items())
+        raise PaletteApiError(
+            f"{exc}; the pool now has {state}, so check it in Palette before a retry",
+            method=exc.method, url=exc.url, status=exc.status, code=exc.code,
+        ) from None
 
 
 def _where(request: ActionRequest) -> str:

@@ -619,8 +619,8 @@ def _check_recorded_decision(session: Session, record: ApprovalRequestRecord) ->
     if edited:
         raise ApprovalError(
             f"approval request {record.id}: {', '.join(edited)} in the database differ from the "
-            "values its audit entry recorded, so the row was edited; nothing runs. Run "
-            "'costwarden audit verify' and reject the request"
+            "values its audit entry recorded, so the row was edited; nothing runs and the "
+            "request is failed. Run 'costwarden audit verify' to see what else changed"
         )
 
 
@@ -649,7 +649,8 @@ def _check_recorded_votes(session: Session, record: ApprovalRequestRecord) -> No
             raise ApprovalError(
                 f"approval request {record.id}: the {item.decision} by {item.actor!r} via "
                 f"{item.channel} has no audit entry, so it was written outside costwarden; "
-                "nothing runs. Run 'costwarden audit verify' and reject the request"
+                "nothing runs and the request is failed. Run 'costwarden audit verify' to see "
+                "what else changed"
             )
         audited[key] -= 1
 

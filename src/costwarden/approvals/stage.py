@@ -273,6 +273,9 @@ def _approve(
         )
         report.opened += int(created)
         if not created and record.status in REOPENABLE_STATUSES:
+            if stored_action_request(record).digest != record.params_digest:
+                _refuse_edited(session, record, now)
+                return
             reopen_request(
                 session, record, decision, now=now, ttl_hours=settings.approvals.ttl_hours,
                 reason="a pass proposed the same change again",
@@ -285,6 +288,29 @@ def _approve(
     # A notice carries one request's buttons: the change's, which comes before the ticket's.
     report.approvals.setdefault(
         recommendation_alert_id(request.subject_id), notice_approval(settings, record)
+    )
+
+
+def _refuse_edited(session: Session, record: ApprovalRequestRecord, now: datetime) -> None:
+    """Leave a request whose stored change no longer hashes to its digest closed, and audit it.
+
+    Such a row was edited in the database; reopening it would give a request that no decision
+    can pass.
+    """
+    logger.warning(
+        "approval request %s not reopened: its stored action, target or parameters no longer "
+        "match its digest, so the row was edited", record.id,
+    )
+    trail.append(
+        session,
+        tenant=record.tenant,
+        kind="approval",
+        subject=f"{record.subject_kind}:{record.subject_id}",
+        actor=runner.SYSTEM_ACTOR,
+        summary=f"approval request {record.id} not reopened: the row was edited in the database",
+        detail={"event": "not_reopened", "request_id": record.id,
+                "digest": record.params_digest, "status": record.status},
+        recorded_at=now,
     )
 
 

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from costwarden.approvals.decisions import decide
+from costwarden.approvals.decisions import audit_token_refusal, decide
 from costwarden.domain.governance import Vote
 from costwarden.errors import ApprovalError, DeliveryError, NotFoundError
 from costwarden.notify.jira import JiraChannel, JiraSettings
@@ -33,7 +33,11 @@ from costwarden.notify.registry import CHANNELS, ChannelContext, InboundResponse
 from costwarden.notify.responses import store_response
 from costwarden.notify.tickets import TICKET_KEY_PREFIX, ticket_key_of
 from costwarden.service.state import ServiceState, service_state
-from costwarden.store.tables import AlertResponseRecord, NotificationRecord
+from costwarden.store.tables import (
+    AlertResponseRecord,
+    ApprovalRequestRecord,
+    NotificationRecord,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -294,8 +298,13 @@ def _record(
             )
             return
         approval = _approval_of(session, channel.name, alert_id)
+        closed = None if approval is not None else _closed_request_of(session, channel.name,
+                                                                     alert_id)
     if approval is not None:
         _decide_request(state, channel, change, approval, actor, user, dedupe_key)
+        return
+    if closed is not None:
+        _refuse_closed(state, channel, change, actor, closed)
         return
 
     # A redelivery, even under a new identifier, finds the alert's first decision and
@@ -337,6 +346,51 @@ def _approval_of(session: Session, channel: str, alert_id: str) -> dict[str, Any
     return None
 
 
+def _closed_request_of(
+    session: Session, channel: str, alert_id: str
+) -> ApprovalRequestRecord | None:
+    """Return the newest approval request of a recommendation ticket that has no open request.
+
+    A pass drops the approval from the ticket's notice once its request is closed (superseded,
+    for example), so the transition would otherwise count as a response to the alert.
+    """
+    notice = session.scalar(
+        select(NotificationRecord.notice).where(
+            NotificationRecord.alert_id == alert_id, NotificationRecord.channel == channel
+        )
+    )
+    if not isinstance(notice, dict) or notice.get("kind") != "recommendation":
+        return None
+    ids = [str(item.get("id")) for item in notice.get("actions") or [] if isinstance(item, dict)]
+    if not ids:
+        return None
+    return session.scalars(
+        select(ApprovalRequestRecord)
+        .where(ApprovalRequestRecord.subject_id.in_(ids),
+               ApprovalRequestRecord.status != "pending")
+        .order_by(ApprovalRequestRecord.created_at.desc())
+        .limit(1)
+    ).first()
+
+
+def _refuse_closed(
+    state: ServiceState,
+    channel: JiraChannel,
+    change: StatusChange,
+    actor: str,
+    record: ApprovalRequestRecord,
+) -> None:
+    """Log and audit a transition on the ticket of a request that can no longer be decided."""
+    reason = (
+        f"approval request {record.id} of issue {change.issue_key} is {record.status}, so the "
+        "transition decides nothing; decide the newest request of the recommendation"
+    )
+    logger.warning("jira webhook: %s of %s by %s refused: %s",
+                   change.action, change.issue_key, actor or "(none)", reason)
+    audit_token_refusal(state.store, record.tenant, actor=actor,
+                        channel=f"jira:{channel.name}", reason=reason, now=datetime.now(UTC))
+
+
 def _decide_request(
     state: ServiceState,
     channel: JiraChannel,
@@ -358,6 +412,10 @@ def _decide_request(
     except (ApprovalError, NotFoundError) as exc:
         logger.warning("jira webhook: %s of %s by %s refused: %s",
                        change.action, change.issue_key, actor or "(none)", exc)
+        return
+    if outcome.status == "unchanged":
+        logger.warning("jira webhook: %s of %s changed nothing: %s",
+                       change.action, change.issue_key, outcome.message)
         return
     logger.info("jira webhook: %s of %s: %s", change.action, change.issue_key, outcome.message)
 
