@@ -90,9 +90,10 @@ def test_rate_429_retried_then_raised(start_simulator, make_client, fake_time):
     sim = start_simulator(fault_rate=1.0, fault_statuses=(429,), retry_after_seconds=2)
     client, transport = make_client(palette_settings(sim, max_retries=2))
 
-    with pytest.raises(PaletteRateLimitError):
+    with pytest.raises(PaletteRateLimitError) as caught:
         client.cluster_rate(sim.state.fleet.clusters[0].uid)
 
+    assert "after 3 attempts; raise COSTWARDEN_PALETTE_MAX_RETRIES" in str(caught.value)
     assert transport.statuses() == [429] * 3
     assert fake_time.sleeps == [2.0, 2.0]
 

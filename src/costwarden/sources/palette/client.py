@@ -617,8 +617,8 @@ def _classify(status: int, code: str, attempts: int) -> tuple[type[PaletteError]
         return PaletteApiError, "ResourceNotFound", "; it does not exist or is not in this scope"
     if status == 429:
         advice = (
-            f" after {attempts} attempts; lower COSTWARDEN_PALETTE_DASHBOARD_RATE_PER_SECOND or "
-            "raise COSTWARDEN_PALETTE_MAX_RETRIES"
+            f" after {attempts} attempts; raise COSTWARDEN_PALETTE_MAX_RETRIES, and for "
+            "/v1/dashboard calls lower COSTWARDEN_PALETTE_DASHBOARD_RATE_PER_SECOND"
         )
         return PaletteRateLimitError, code or "TooManyRequests", advice
     retried = f" after {attempts} attempts" if attempts > 1 else ""
