@@ -204,8 +204,8 @@ def test_set_capacity_type_on_aws(sim: SimulatorServer, context: ActionContext) 
 
 
 class AppliedThenBadGateway(httpx.AsyncBaseTransport):
-    """Forward every request to the simulator, but answer 502 to a PUT that it applied, as a
-    proxy that loses the answer does."""
+    """Forward every request to the simulator, but return 502 for a PUT that it applied, as a
+    proxy that loses the response does."""
 
     def __init__(self) -> None:
         self._inner = httpx.AsyncHTTPTransport()

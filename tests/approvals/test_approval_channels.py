@@ -309,7 +309,7 @@ def test_jira_transition_on_closed_request(
         later = govern_recommendations(store, settings, [item], run_id="run-later",
                                        tenant=settings.service.tenant, now=datetime.now(UTC))
         deliver(store, settings, item, later)
-        refusals_before = refusal_count(store)
+        rejections_before = refusal_count(store)
 
         with running_service(settings, store) as url:
             response, _ = jira.send_webhook(f"{url}/callbacks/jira",
@@ -323,7 +323,7 @@ def test_jira_transition_on_closed_request(
     assert request_status(store, request_id) == "superseded"
     assert decisions(store, request_id) == []
     assert responses == []
-    assert refusal_count(store) == refusals_before + 1
+    assert refusal_count(store) == rejections_before + 1
     assert sim.state.writes == []
 
 

@@ -375,8 +375,8 @@ def _write_pool(
     """PUT the pool with ``desired``, and read the pool again when the PUT fails.
 
     A 5xx or a lost connection does not prove that nothing changed: a proxy or a timeout can
-    fail a PUT that Palette applied. A pool that now has the desired state counts as written. A pool in
-    any other state re-raises the error, and the message says what the pool has now.
+    fail a PUT that Palette applied. A pool that now has the desired state counts as written. A
+    pool in any other state re-raises the error, with the pool's current state in the message.
     """
     try:
         context.palette.put_json(target.path, pool_entity(target, desired))

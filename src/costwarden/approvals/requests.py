@@ -345,7 +345,7 @@ def open_request(
         return winner, False
 
     superseded = _supersede(session, tenant, request, record.id, now)
-    what = f"rollback of run {request.rollback_of}: " if request.rollback_of else ""
+    prefix = f"rollback of run {request.rollback_of}: " if request.rollback_of else ""
     trail.append(
         session,
         tenant=tenant,
@@ -353,7 +353,7 @@ def open_request(
         subject=f"{request.subject_kind}:{request.subject_id}",
         actor=actor,
         summary=(
-            f"{what}approval requested for {request.action} on {_scope_text(request.scope)} "
+            f"{prefix}approval requested for {request.action} on {_scope_text(request.scope)} "
             f"(policy {decision.policy or 'none'}, {record.required_approvals} approval(s)"
             f"{', production' if decision.production else ''})"
         ),

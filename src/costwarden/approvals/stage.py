@@ -274,7 +274,7 @@ def _approve(
         report.opened += int(created)
         if not created and record.status in REOPENABLE_STATUSES:
             if stored_action_request(record).digest != record.params_digest:
-                _refuse_edited(session, record, now)
+                _keep_edited_closed(session, record, now)
                 return
             reopen_request(
                 session, record, decision, now=now, ttl_hours=settings.approvals.ttl_hours,
@@ -291,7 +291,7 @@ def _approve(
     )
 
 
-def _refuse_edited(session: Session, record: ApprovalRequestRecord, now: datetime) -> None:
+def _keep_edited_closed(session: Session, record: ApprovalRequestRecord, now: datetime) -> None:
     """Leave a request whose stored change no longer hashes to its digest closed, and audit it.
 
     Such a row was edited in the database; reopening it would give a request that no decision

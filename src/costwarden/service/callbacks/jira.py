@@ -304,7 +304,7 @@ def _record(
         _decide_request(state, channel, change, approval, actor, user, dedupe_key)
         return
     if closed is not None:
-        _refuse_closed(state, channel, change, actor, closed)
+        _reject_closed(state, channel, change, actor, closed)
         return
 
     # A redelivery, even under a new identifier, finds the alert's first decision and
@@ -373,7 +373,7 @@ def _closed_request_of(
     ).first()
 
 
-def _refuse_closed(
+def _reject_closed(
     state: ServiceState,
     channel: JiraChannel,
     change: StatusChange,
@@ -385,7 +385,7 @@ def _refuse_closed(
         f"approval request {record.id} of issue {change.issue_key} is {record.status}, so the "
         "transition decides nothing; decide the newest request of the recommendation"
     )
-    logger.warning("jira webhook: %s of %s by %s refused: %s",
+    logger.warning("jira webhook: %s of %s by %s rejected: %s",
                    change.action, change.issue_key, actor or "(none)", reason)
     audit_token_refusal(state.store, record.tenant, actor=actor,
                         channel=f"jira:{channel.name}", reason=reason, now=datetime.now(UTC))
